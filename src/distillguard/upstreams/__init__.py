@@ -1,0 +1,1 @@
+"""Upstream model providers behind one small protocol (replay = embedded default, openai = pass-through)."""
