@@ -81,3 +81,62 @@ def redis_prefix(redis_url) -> Iterator[str]:
     for k in r.scan_iter(match=prefix + "*", count=1000):
         r.delete(k)
     r.close()
+
+
+# ---- a real gateway over HTTP -------------------------------------------------------------------
+class Gateway:
+    """A running gateway (uvicorn in a thread, real sockets) plus admin helpers."""
+
+    def __init__(self, srv, settings):
+        import httpx
+
+        self.srv = srv
+        self.settings = settings
+        self.url = srv.url
+        self.admin_headers = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+        self.http = httpx.Client(base_url=srv.url, timeout=60)
+
+    def admin(self, method: str, path: str, **kw):
+        r = self.http.request(method, path, headers=self.admin_headers, **kw)
+        assert r.status_code < 400, (method, path, r.status_code, r.text)
+        return r.json()
+
+    def active_key(self, name: str = "tenant", **limits):
+        org = self.admin("POST", "/admin/orgs", json={"name": name, "use_case": "tests"})
+        self.admin("POST", f"/admin/orgs/{org['id']}/approve")
+        key = self.admin("POST", "/admin/keys", json={"org": org["id"]})
+        if limits:
+            self.admin("POST", "/admin/limits", json={"org": org["id"], **limits})
+        return org, key
+
+    @property
+    def app(self):
+        return self.srv.config.app
+
+
+@pytest.fixture
+def make_gateway(dg_home):
+    """Factory: make_gateway(**settings_overrides) → running Gateway; all stopped at teardown."""
+    from distillguard.config import ensure_secrets, load_settings
+    from distillguard.http.app import create_app
+    from distillguard.http.server import ServerThread
+
+    started = []
+
+    def make(**overrides):
+        settings = load_settings(**overrides)
+        ensure_secrets(settings)
+        srv = ServerThread(create_app(settings)).start()
+        gw = Gateway(srv, settings)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.http.close()
+        gw.srv.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway()

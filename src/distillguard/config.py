@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     key_limits: LimitValues = Field(default_factory=LimitValues)
 
     max_body_bytes: int = 2_000_000
+    trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a trusted proxy only)
     default_max_tokens: int = 1024  # reserved when a request gives no max_tokens
     ledger_store_bodies: bool = True  # keep request bodies and response text in the ledger
     ledger_retention_days: int | None = None  # None keeps records forever

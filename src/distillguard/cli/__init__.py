@@ -1,0 +1,1 @@
+"""The ``distillguard`` command line (typer): thin, calling the same services as /admin."""

@@ -1,0 +1,31 @@
+"""Entry point of the ``distillguard`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from .admin import key_app, limits_app, org_app
+from .demo import demo
+from .ledger import ledger_app
+from .serve import serve
+
+app = typer.Typer(
+    name="distillguard",
+    help="OpenAI-compatible API gateway that enforces terms of use against model distillation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve)
+app.command("demo")(demo)
+app.add_typer(org_app, name="org")
+app.add_typer(key_app, name="key")
+app.add_typer(limits_app, name="limits")
+app.add_typer(ledger_app, name="ledger")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The admin API under /admin: its own bearer token (DG_ADMIN_TOKEN), never a customer key.
+
+Answers are the same JSON documents as the CLI's ``--json`` output (contracts §3).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ..access import AccessService
+from ..errors import AuthenticationFailed
+from .body import json_body, validate
+from .responses import ORJSONResponse
+from .schemas import KeyCreate, LimitsSet, Message, OrgCreate, ProjectCreate, Reason, body_schema
+
+
+def require_admin(request: Request) -> None:
+    expected: str = request.app.state.admin_token
+    auth = request.headers.get("authorization") or ""
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise AuthenticationFailed("A valid admin token is required (Authorization: Bearer <DG_ADMIN_TOKEN>).",
+                                   code="invalid_admin_token")
+
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+def _access(request: Request) -> AccessService:
+    return request.app.state.gateway.access
+
+
+async def _body(request: Request, model: Any) -> Any:
+    return validate(model, await json_body(request))
+
+
+@router.post("/orgs", openapi_extra=body_schema(OrgCreate), summary="Create an org (Limited Access application)")
+async def create_org(request: Request) -> Response:
+    b: OrgCreate = await _body(request, OrgCreate)
+    org = _access(request).apply(b.name, b.use_case, b.purposes)
+    return ORJSONResponse(org.to_dict(), status_code=201)
+
+
+@router.get("/orgs", summary="List orgs")
+async def list_orgs(request: Request, status: str | None = None) -> Response:
+    return ORJSONResponse({"orgs": [o.to_dict() for o in _access(request).list_orgs(status)]})
+
+
+@router.get("/orgs/{org}", summary="Show an org with keys, limits, usage")
+async def show_org(org: str, request: Request) -> Response:
+    acc = _access(request)
+    d = acc.org_details(acc.resolve_org(org).id)
+    lim = request.app.state.gateway.limiter
+    u = await lim.usage(f"org:{d['id']}")
+    d["usage"] = {"daily_tokens": u.daily_tokens, "monthly_tokens": u.monthly_tokens}
+    return ORJSONResponse(d)
+
+
+@router.post("/orgs/{org}/approve", summary="Approve a Limited Access application")
+async def approve(org: str, request: Request) -> Response:
+    acc = _access(request)
+    return ORJSONResponse(acc.approve(acc.resolve_org(org).id).to_dict())
+
+
+@router.post("/orgs/{org}/reject", openapi_extra=body_schema(Reason), summary="Reject an application")
+async def reject(org: str, request: Request) -> Response:
+    b: Reason = await _body(request, Reason)
+    acc = _access(request)
+    return ORJSONResponse(acc.reject(acc.resolve_org(org).id, b.reason).to_dict())
+
+
+@router.post("/orgs/{org}/suspend", openapi_extra=body_schema(Reason), summary="Suspend pending investigation")
+async def suspend(org: str, request: Request) -> Response:
+    b: Reason = await _body(request, Reason)
+    acc = _access(request)
+    return ORJSONResponse(acc.suspend(acc.resolve_org(org).id, b.reason).to_dict())
+
+
+@router.post("/orgs/{org}/reinstate", summary="Reinstate a suspended org")
+async def reinstate(org: str, request: Request) -> Response:
+    acc = _access(request)
+    return ORJSONResponse(acc.reinstate(acc.resolve_org(org).id).to_dict())
+
+
+@router.post("/orgs/{org}/terminate", openapi_extra=body_schema(Reason), summary="Terminate permanently")
+async def terminate(org: str, request: Request) -> Response:
+    b: Reason = await _body(request, Reason)
+    acc = _access(request)
+    return ORJSONResponse(acc.terminate(acc.resolve_org(org).id, b.reason).to_dict())
+
+
+@router.post("/orgs/{org}/require-changes", openapi_extra=body_schema(Message), summary="Require changes")
+async def require_changes(org: str, request: Request) -> Response:
+    b: Message = await _body(request, Message)
+    acc = _access(request)
+    return ORJSONResponse(acc.require_changes(acc.resolve_org(org).id, b.message).to_dict())
+
+
+@router.post("/orgs/{org}/projects", openapi_extra=body_schema(ProjectCreate), summary="Create a project")
+async def create_project(org: str, request: Request) -> Response:
+    b: ProjectCreate = await _body(request, ProjectCreate)
+    acc = _access(request)
+    return ORJSONResponse(acc.create_project(acc.resolve_org(org).id, b.name), status_code=201)
+
+
+@router.post("/keys", openapi_extra=body_schema(KeyCreate), summary="Create an API key (the secret is shown once)")
+async def create_key(request: Request) -> Response:
+    b: KeyCreate = await _body(request, KeyCreate)
+    acc = _access(request)
+    key, secret = acc.create_key(acc.resolve_org(b.org).id, b.name, b.project)
+    return ORJSONResponse({"id": key.id, "key": secret, "org": key.org_id, "name": key.name,
+                           "project": key.project_id}, status_code=201)
+
+
+@router.post("/keys/{key_id}/revoke", summary="Revoke an API key (immediate)")
+async def revoke_key(key_id: str, request: Request) -> Response:
+    return ORJSONResponse(_access(request).revoke_key(key_id).to_dict())
+
+
+@router.post("/limits", openapi_extra=body_schema(LimitsSet), summary="Set limits of an org or a key")
+async def set_limits(request: Request) -> Response:
+    b: LimitsSet = await _body(request, LimitsSet)
+    acc = _access(request)
+    return ORJSONResponse(acc.set_limits_for(org=b.org, key=b.key, rpm=b.rpm, tpm=b.tpm, daily_tokens=b.daily_tokens,
+                                            monthly_tokens=b.monthly_tokens))
+

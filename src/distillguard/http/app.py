@@ -1,0 +1,170 @@
+"""The ASGI application: wiring of the domain services into FastAPI (``create_app``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from .. import __version__
+from ..config import Settings, load_settings
+from ..errors import GatewayError, InvalidRequest, NotFound
+from ..gateway import Gateway, RequestContext
+from ..ledger.store import LedgerStore
+from ..ledger.writer import LedgerWriter
+from ..limits.factory import make_limiter
+from ..services import _redis_url, make_watcher, open_store
+from ..upstreams.registry import Upstreams
+from . import admin, ops, public
+from .body import from_validation_error
+from .metrics import Metrics
+from .middleware import GatewayMiddleware
+from .responses import error_response
+from .schemas import ADMIN_MODELS, PUBLIC_MODELS
+
+log = logging.getLogger("distillguard.http")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings)
+        watcher = make_watcher(settings, store.engine)
+        store.access.watcher = watcher
+        await watcher.start()
+        limiter = make_limiter(_redis_url(settings))
+        upstreams = Upstreams(settings)
+        writer = LedgerWriter(
+            LedgerStore(store.engine),
+            journal_dir=settings.home / "journal",
+            replica_id=settings.replica_id,
+            batch_size=settings.ledger_batch_size,
+            flush_interval_s=settings.ledger_flush_interval_s,
+            store_bodies=settings.ledger_store_bodies,
+        )
+        writer.start()
+        metrics = Metrics(writer)
+        gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=[metrics.observe])
+        assert settings.admin_token is not None
+        app.state.admin_token = settings.admin_token.get_secret_value()
+        app.state.engine = store.engine
+        app.state.redis_url = _redis_url(settings)
+        app.state.ledger = writer
+        app.state.metrics = metrics
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.drain()
+            writer.close()
+            await upstreams.aclose()
+            await limiter.aclose()
+            await watcher.aclose()
+
+    app = FastAPI(
+        title="distillguard",
+        version=__version__,
+        summary="OpenAI-compatible API gateway that enforces terms of use",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(public.router)
+    app.include_router(admin.router)
+    app.include_router(ops.router)
+    _install_error_handlers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    def on_reject(scope: dict[str, Any], rid: str, err: GatewayError) -> None:
+        gw: Gateway | None = getattr(app.state, "gateway", None)
+        if gw is None or not str(scope.get("path", "")).startswith("/v1/"):
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        client = scope.get("client")
+        ctx = RequestContext(
+            endpoint=scope["path"], authorization=headers.get("authorization"),
+            ip=client[0] if client else None, user_agent=headers.get("user-agent"), request_id=rid,
+        )
+        gw.record_failure(ctx, err)
+
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes, on_reject=on_reject)
+    return app
+
+
+def _ctx_for(request: Request) -> RequestContext:
+    ctx = getattr(request.state, "ctx", None)
+    if ctx is None:
+        ctx = public.context(request, request.url.path)
+    return ctx
+
+
+def _respond(request: Request, err: GatewayError) -> Response:
+    gw: Gateway | None = getattr(request.app.state, "gateway", None)
+    rid = request.scope.get("state", {}).get("request_id")
+    if gw is not None and request.url.path.startswith("/v1/"):
+        ctx = _ctx_for(request)
+        body = getattr(request.state, "body", None)
+        try:
+            gw.record_failure(ctx, err, body)
+        except Exception:  # noqa: BLE001
+            log.exception("could not record failed request")
+    return error_response(err, rid)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+        return _respond(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return _respond(request, from_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            err: GatewayError = NotFound(
+                f"Unknown request URL: {request.method} {request.url.path}. Please check the URL for typos.",
+                code="unknown_url",
+            )
+        elif exc.status_code == 405:
+            err = InvalidRequest(f"Method {request.method} is not allowed for {request.url.path}.",
+                                 code="method_not_allowed", status=405)
+        else:
+            err = GatewayError(str(exc.detail), status=exc.status_code, type="invalid_request_error", code=None)
+        return _respond(request, err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+        err = GatewayError("The server had an error while processing your request. Sorry about that!",
+                           status=500, type="server_error", code="internal_error")
+        return _respond(request, err)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in [*PUBLIC_MODELS, *ADMIN_MODELS]:
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in js.pop("$defs", {}).items():
+            comps.setdefault(name, sub)
+        comps[model.__name__] = js
+    schema["components"]["schemas"]["Error"] = {
+        "type": "object",
+        "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"},
+            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+    }
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,40 @@
+"""Prometheus metrics, fed by the ledger observer hook (one registry per app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..ledger.record import LedgerRecord
+
+
+class Metrics:
+    def __init__(self, ledger_writer: Any = None) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dg_requests_total", "API requests answered", ["endpoint", "status"], registry=self.registry
+        )
+        self.tokens = Counter("dg_tokens_total", "Tokens charged", ["kind"], registry=self.registry)
+        self.latency = Histogram(
+            "dg_request_duration_seconds",
+            "Time from request start to ledger record (full answer for streams)",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self._writer = ledger_writer
+        if ledger_writer is not None:
+            g = Gauge("dg_ledger_pending", "Ledger records not yet in the store", registry=self.registry)
+            g.set_function(lambda: float(getattr(self._writer, "pending", 0)))
+            w = Gauge("dg_ledger_written", "Ledger records written to the store", registry=self.registry)
+            w.set_function(lambda: float(getattr(self._writer, "written", 0)))
+
+    def observe(self, rec: LedgerRecord) -> None:
+        self.requests.labels(rec.endpoint, str(rec.status)).inc()
+        if rec.prompt_tokens:
+            self.tokens.labels("prompt").inc(rec.prompt_tokens)
+        if rec.completion_tokens:
+            self.tokens.labels("completion").inc(rec.completion_tokens)
+        if rec.latency_ms is not None:
+            self.latency.labels(rec.endpoint).observe(rec.latency_ms / 1000.0)
