@@ -95,8 +95,9 @@ def format_reset(seconds: float) -> str:
     """Format a duration as OpenAI does in ``x-ratelimit-reset-*``: ``20ms``, ``1s``, ``6m0s``, ``1h2m3s``."""
     if seconds <= 0:
         return "0s"
-    if seconds < 1:
-        return f"{max(1, int(round(seconds * 1000)))}ms"
+    ms = int(round(seconds * 1000))
+    if ms < 1000:
+        return f"{max(1, ms)}ms"
     total = int(seconds + 0.999)
     h, rem = divmod(total, 3600)
     m, s = divmod(rem, 60)
