@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     ledger_retention_days: int | None = None  # None keeps records forever
     ledger_batch_size: int = 256
     ledger_flush_interval_s: float = 0.2
+    ledger_fsync: Literal["never", "batch", "always"] = "never"  # "never" survives SIGKILL; power loss needs more
     corpus_dir: Path | None = None  # full corpus (e.g. ../shared/data) instead of the shipped compact one
     replica_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
     log_level: str = "INFO"

@@ -17,7 +17,7 @@ from ..config import Settings, load_settings
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..gateway import Gateway, RequestContext
 from ..ledger.store import LedgerStore
-from ..ledger.writer import LedgerWriter
+from ..ledger.factory import writer_from_settings
 from ..limits.factory import make_limiter
 from ..services import _redis_url, make_watcher, open_store
 from ..upstreams.registry import Upstreams
@@ -42,14 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await watcher.start()
         limiter = make_limiter(_redis_url(settings))
         upstreams = Upstreams(settings)
-        writer = LedgerWriter(
-            LedgerStore(store.engine),
-            journal_dir=settings.home / "journal",
-            replica_id=settings.replica_id,
-            batch_size=settings.ledger_batch_size,
-            flush_interval_s=settings.ledger_flush_interval_s,
-            store_bodies=settings.ledger_store_bodies,
-        )
+        writer = writer_from_settings(settings, LedgerStore(store.engine))
         writer.start()
         metrics = Metrics(writer)
         gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=[metrics.observe])
