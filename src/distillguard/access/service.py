@@ -105,7 +105,10 @@ class AccessService:
     def reinstate(self, org_id: str) -> Org:
         org = self.get_org(org_id)
         if org.status not in (OrgStatus.SUSPENDED, OrgStatus.REQUIRES_CHANGES):
-            raise Conflict(f"org {org_id} is {org.status.value}; only suspended or requires_changes orgs can be reinstated")
+            raise Conflict(
+                f"org {org_id} is {org.status.value}; only suspended or requires_changes orgs can be reinstated",
+                code="invalid_state_transition",
+            )
         return self._transition(org_id, OrgStatus.ACTIVE, None)
 
     def terminate(self, org_id: str, reason: str) -> Org:

@@ -6,7 +6,6 @@ would, sends real requests over HTTP, shows limits and enforcement answering, an
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -52,7 +51,7 @@ def demo(
             r = http.post("/v1/chat/completions", headers=user, json=_chat(p, max_tokens=120))
             body = r.json()
             ans = body["choices"][0]["message"]["content"] if r.status_code == 200 else body["error"]["message"]
-            table.add_row(str(i + 1), p[:60], ans[:70].replace("\n", " "),
+            table.add_row(str(i + 1), p[:60].replace("\n", " "), ans[:70].replace("\n", " "),
                           str(body.get("usage", {}).get("total_tokens", "-")),
                           r.headers.get("x-ratelimit-remaining-requests", "-"))
         console.print(table)
@@ -60,14 +59,16 @@ def demo(
                          json={**_chat(prompts[0], max_tokens=60), "stream": True}) as s:
             chunks = [ln for ln in s.iter_lines() if ln.startswith("data: ")]
         console.print(f"streaming: {len(chunks)} SSE events, last = {chunks[-1]!r}")
-        _ok(http.post("/admin/limits", headers=admin, json={"org": org["id"], "rpm": 2}))
-        codes = [http.post("/v1/chat/completions", headers=user, json=_chat(prompts[1])).status_code for _ in range(4)]
-        console.print(f"org limited to 2 RPM → statuses {codes}")
+        key2 = _ok(http.post("/admin/keys", headers=admin, json={"org": org["id"], "name": "batch"}))
+        _ok(http.post("/admin/limits", headers=admin, json={"key": key2["id"], "rpm": 2}))
+        user2 = {"Authorization": f"Bearer {key2['key']}"}
+        codes = [http.post("/v1/chat/completions", headers=user2, json=_chat(prompts[1], 20)).status_code
+                 for _ in range(4)]
+        console.print(f"second key limited to 2 RPM → statuses {codes}")
         _ok(http.post(f"/admin/orgs/{org['id']}/suspend", headers=admin, json={"reason": "demo investigation"}))
         r = http.post("/v1/chat/completions", headers=user, json=_chat(prompts[1]))
         console.print(f"suspended → HTTP {r.status_code}: {r.json()['error']['message'][:90]}…")
         _ok(http.post(f"/admin/orgs/{org['id']}/reinstate", headers=admin))
-        _ok(http.post("/admin/limits", headers=admin, json={"org": org["id"], "rpm": 600}))
         shown = _ok(http.get(f"/admin/orgs/{org['id']}", headers=admin))
         console.print(f"org status {shown['status']}, tokens today {shown['usage']['daily_tokens']}")
     out = settings.home / "demo-traffic.jsonl"
@@ -94,12 +95,16 @@ def _ok(r: httpx.Response) -> Any:
 
 
 def _prompts(corpus_dir: Path | None, n: int) -> list[str]:
-    out = []
+    """Short first user turns, taken round-robin across the corpus sources (chat, code, maths, tools...)."""
+    by_source: dict[str, list[str]] = {}
     for rec in load_corpus(corpus_dir):
-        msgs = rec["messages"] if isinstance(rec, dict) else rec.messages
-        first = next((m["content"] for m in msgs if m["role"] == "user"), None)
-        if first and len(first) < 300:
-            out.append(first)
-        if len(out) >= n * 7:
-            break
-    return out[::7][:n] or [json.dumps("Say hello.")]
+        first = next((m["content"] for m in rec.messages if m["role"] == "user"), None)
+        if first and 10 < len(first) < 300 and len(by_source.setdefault(rec.source, [])) < n:
+            by_source[rec.source].append(first)
+    out: list[str] = []
+    pools = [v for _, v in sorted(by_source.items())]
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop(0))
+    return out or ["Say hello."]
