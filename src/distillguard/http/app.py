@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any, AsyncIterator
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await gateway.drain()
-            writer.close()
+            await asyncio.to_thread(writer.close)
             await upstreams.aclose()
             await limiter.aclose()
             await watcher.aclose()
