@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await watcher.start()
         limiter = make_limiter(_redis_url(settings))
         upstreams = Upstreams(settings)
+        await upstreams.warm()  # build or load the replay index before the first request
         writer = writer_from_settings(settings, LedgerStore(store.engine))
         writer.start()
         metrics = Metrics(writer)
