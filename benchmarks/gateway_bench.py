@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+GW_PORT: dict[str, int] = {}
 ROOT = Path(__file__).resolve().parent.parent
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Say something about foxes."}], "max_tokens": 64}
 
@@ -62,8 +63,9 @@ def start_servers(home: Path, model_upstream: str) -> tuple[list[subprocess.Pope
     cfg.write_text(json.dumps({"models": models, "org_limits": {"rpm": 10**9, "tpm": 10**12}}))
     env = {**os.environ, "DG_HOME": str(home), "DG_LOG_LEVEL": "WARNING"}
     gw = subprocess.Popen([sys.executable, "-m", "distillguard.cli.main", "serve", "--port", str(gport),
-                           "--config", str(cfg)], env=env, stderr=subprocess.DEVNULL)
+                           "--config", str(cfg)], env=env, stderr=open(home / "gateway.log", "w"))
     wait_up(f"http://127.0.0.1:{gport}/healthz", gw)
+    GW_PORT["port"] = gport
     token = (home / "admin_token").read_text().strip()
     admin = httpx.Client(base_url=f"http://127.0.0.1:{gport}", headers={"Authorization": f"Bearer {token}"})
     org = admin.post("/admin/orgs", json={"name": "bench"}).json()
@@ -91,8 +93,7 @@ def wrk_rps(url: str, key: str, seconds: int, conns: int = 64) -> float | None:
 async def py_rps(url: str, key: str, seconds: float, conns: int = 32) -> float:
     done = 0
     stop = time.perf_counter() + seconds
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                                 limits=httpx.Limits(max_connections=conns)) as c:
+    async with client(url, key, conns) as c:
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < stop:
@@ -108,24 +109,25 @@ async def open_loop(url: str, key: str, rate: float, seconds: float, stream: boo
     """Latencies (ms) of requests sent at a fixed rate; for streams, time to the first byte."""
     lat: list[float] = []
     body = {**BODY, "stream": True} if stream else BODY
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)) as c:
+    async with client(url, key, 200) as c:
         async def one() -> None:
             t0 = time.perf_counter()
             if stream:
                 async with c.stream("POST", "/v1/chat/completions", json=body) as r:
-                    async for _ in r.aiter_raw():
-                        lat.append((time.perf_counter() - t0) * 1000)
-                        break
-                    async for _ in r.aiter_raw():
+                    chunks = r.aiter_raw()
+                    await chunks.__anext__()
+                    lat.append((time.perf_counter() - t0) * 1000)
+                    async for _ in chunks:
                         pass
             else:
                 r = await c.post("/v1/chat/completions", json=body)
                 r.raise_for_status()
                 lat.append((time.perf_counter() - t0) * 1000)
 
-        for _ in range(50):  # warm up connections
-            await one()
+        for _ in range(4):  # warm up: open the connection pools (both hops) and first-use paths
+            await asyncio.gather(*[one() for _ in range(64)])
+        if url.endswith(str(GW_PORT.get("port"))):
+            wait_ledger_drained(url)
         lat.clear()
         tasks = []
         t_start = time.perf_counter()
@@ -137,6 +139,24 @@ async def open_loop(url: str, key: str, rate: float, seconds: float, stream: boo
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
     return lat
+
+
+def wait_ledger_drained(gw_url: str, timeout: float = 120) -> None:
+    """Let the ledger writer catch up so one phase's backlog doesn't slow the next."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = re.search(r"^dg_ledger_pending ([\d.e+]+)", httpx.get(gw_url + "/metrics").text, re.M)
+        if m and float(m.group(1)) == 0:
+            return
+        time.sleep(0.2)
+
+
+def client(url: str, key: str, conns: int) -> httpx.AsyncClient:
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                             transport=AiohttpTransport(limits=limits), timeout=60)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -154,18 +174,20 @@ def main() -> None:
     procs, mock_url, gw_url, key = start_servers(home, a.upstream)
     rows: list[tuple[str, str, str]] = []
     try:
-        tool = "wrk" if shutil.which("wrk") else "python client (bottleneck)"
-        for name, url in (("mock upstream direct", mock_url), ("through gateway", gw_url)):
-            rps = wrk_rps(url, key, int(a.seconds)) if shutil.which("wrk") else asyncio.run(py_rps(url, key, a.seconds))
-            rows.append((f"throughput, {name}", f"{rps:,.0f} RPS" if rps else "n/a", tool))
         for stream in (False, True):
             what = "stream first byte" if stream else "non-streaming"
             d = asyncio.run(open_loop(mock_url, key, a.rate, a.seconds, stream))
             g = asyncio.run(open_loop(gw_url, key, a.rate, a.seconds, stream))
+            wait_ledger_drained(gw_url)
             for p in (50, 99):
                 rows.append((f"{what} p{p} @ {a.rate:.0f} RPS",
                              f"+{pct(g, p) - pct(d, p):.2f} ms added",
                              f"direct {pct(d, p):.2f} ms, gateway {pct(g, p):.2f} ms (n={len(g)})"))
+        tool = "wrk" if shutil.which("wrk") else "python client (bottleneck)"
+        for name, url in (("mock upstream direct", mock_url), ("through gateway", gw_url)):
+            rps = wrk_rps(url, key, int(a.seconds)) if shutil.which("wrk") else asyncio.run(py_rps(url, key, a.seconds))
+            rows.append((f"throughput, {name}", f"{rps:,.0f} RPS" if rps else "n/a", tool))
+        wait_ledger_drained(gw_url)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

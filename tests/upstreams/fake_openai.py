@@ -75,7 +75,8 @@ class FakeOpenAI:
             body = json.loads(raw)
         except ValueError:
             body = None
-        self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+        self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body,
+                              "peer": request.client.port if request.client else None})
         mode = self.mode
         if mode == "500":
             return body, _err(500, "The server had an error", "server_error")

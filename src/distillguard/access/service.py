@@ -19,7 +19,7 @@ from ..limits.base import LimitSpec
 from . import keys as K
 from .models import TRANSITIONS, ApiKey, Org, OrgStatus, Principal
 from .store import AccessStore
-from .watch import DbVersionWatcher, StateWatcher, publish_change
+from .watch import DbVersionWatcher, StateWatcher, publish_change, touch_signal
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using "
@@ -230,6 +230,7 @@ class AccessService:
         self._cache.clear()
         self._cache_version = -1
         version = self.store.version()
+        touch_signal(self.store.engine, version)
         self.watcher.notify(version)
         publish_change(self._redis_url, version)
 

@@ -4,8 +4,9 @@ Every change that can affect authentication (status, keys, limits) bumps ``state
 the database in the same transaction. A ``StateWatcher`` tells the access service the latest
 version cheaply, so its cache is dropped before the next request is answered:
 
-* ``DbVersionWatcher`` reads the row on every call. On SQLite it uses a raw ``sqlite3``
-  connection (a few µs), which also sees commits made by the CLI in another process.
+* ``DbVersionWatcher``: on SQLite, one ``stat`` of a signal file that every change replaces
+  after commit (which also sees changes made by the CLI in another process); elsewhere it reads
+  the row on every call.
 * ``RedisVersionWatcher`` (multi-replica deployments) listens on a pub/sub channel to which
   every change is published after commit, and re-reads the database row on each message and on
   reconnect. Replicas then see a suspension at the next request without a query per request.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
+import os
 import threading
 from typing import Protocol
 
@@ -34,34 +35,69 @@ class StateWatcher(Protocol):
     async def aclose(self) -> None: ...
 
 
+def signal_path(engine: sa.Engine) -> str | None:
+    """For a file-backed SQLite database, the small file every account change replaces after commit."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return url.database + "-state"
+    return None
+
+
+def touch_signal(engine: sa.Engine, version: int) -> None:
+    """Replace the signal file (new inode, new mtime): watchers notice with one ``stat``."""
+    path = signal_path(engine)
+    if path is None:
+        return
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        f.write(str(version))
+    os.replace(tmp, path)
+
+
 class DbVersionWatcher:
+    """Exact change detection without Redis.
+
+    SQLite: every change replaces ``<db>-state`` after its commit, so the hot path is one ``stat``
+    and never a database read (a SQLite read on the event loop can wait out the busy handler while
+    the ledger writer checkpoints the WAL: ~100 ms stalls). The version row is read only when the
+    file changed. Other databases: the version row is read on every call (one indexed query).
+    """
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._sqlite: sqlite3.Connection | None = None
+        self._signal = signal_path(engine)
+        self._token: tuple[int, int, int] | None = None
+        self._version = -1
         self._lock = threading.Lock()
-        url = engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            self._sqlite = sqlite3.connect(url.database, check_same_thread=False, isolation_level=None)
-            self._sqlite.execute("PRAGMA busy_timeout=10000")
+        if self._signal is not None and not os.path.exists(self._signal):
+            touch_signal(engine, self._read_db())
 
-    def current(self) -> int:
-        if self._sqlite is not None:
-            with self._lock:
-                row = self._sqlite.execute("SELECT version FROM state_version WHERE id=1").fetchone()
-            return int(row[0]) if row else 0
+    def _read_db(self) -> int:
         with self.engine.connect() as c:
             return int(c.execute(sa.text("SELECT version FROM state_version WHERE id=1")).scalar() or 0)
 
-    def notify(self, version: int) -> None:  # the database is the source of truth
+    def current(self) -> int:
+        if self._signal is None:
+            return self._read_db()
+        try:
+            st = os.stat(self._signal)
+            token: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            token = None
+        if token is None or token != self._token:
+            with self._lock:
+                self._version = self._read_db()
+                self._token = token
+        return self._version
+
+    def notify(self, version: int) -> None:  # the database (and its signal file) is the source of truth
         return None
 
     async def start(self) -> None:
         return None
 
     async def aclose(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+        return None
 
 
 class RedisVersionWatcher:

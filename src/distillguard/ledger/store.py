@@ -7,13 +7,14 @@ User-Agent can never make a batch fail on Postgres.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
-from ..db.engine import get_engine
+from ..db.engine import get_engine, json_dumps
 from ..db.schema import ledger as _schema_ledger
 from .codec import record_row
 from .record import LedgerRecord
@@ -38,6 +39,11 @@ _COLUMNS = tuple(c.name for c in T.columns)
 _LENGTHS = {c.name: c.type.length for c in T.columns if isinstance(c.type, sa.String) and c.type.length}
 _INTS = ("status", "prompt_tokens", "completion_tokens")
 _PURGE_CHUNK = 5000
+_JSON_COLS = frozenset(c.name for c in T.columns if isinstance(c.type, sa.JSON))
+_SQLITE_INSERT = (
+    f"INSERT INTO {T.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT (id) DO NOTHING"  # only a known id is skipped; NOT NULL etc. still fail (not OR IGNORE)
+)
 
 
 def fit_row(record: LedgerRecord | Mapping[str, Any]) -> dict[str, Any]:
@@ -76,12 +82,41 @@ class LedgerStore:
         rows = [fit_row(r) for r in records]
         if not rows:
             return 0
-        if self.dialect in ("sqlite", "postgresql"):
-            insert: Any = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-            stmt = insert(T).on_conflict_do_nothing(index_elements=[T.c.id]).returning(T.c.id)
+        if self.dialect == "sqlite":
+            return self._write_sqlite(rows)
+        if self.dialect == "postgresql":
+            stmt = postgresql.insert(T).on_conflict_do_nothing(index_elements=[T.c.id]).returning(T.c.id)
             with self.engine.begin() as conn:
                 return len(conn.execute(stmt, rows).all())
         return self._write_generic(rows)
+
+    def _write_sqlite(self, rows: list[dict[str, Any]]) -> int:
+        """One prepared ``INSERT ... ON CONFLICT (id) DO NOTHING`` through the DB-API's ``executemany``.
+
+        SQLAlchemy's multi-VALUES ``INSERT ... RETURNING`` for a batch held the GIL long enough to
+        stall the event loop for ~100 ms per batch (benchmarks/gateway_bench.py); this path does the
+        same work in pysqlite's C loop.
+        """
+        params = [
+            tuple(json_dumps(r[c]) if c in _JSON_COLS and r[c] is not None else r[c] for c in _COLUMNS)
+            for r in rows
+        ]
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            before = raw.driver_connection.total_changes  # type: ignore[union-attr]
+            cur.executemany(_SQLITE_INSERT, params)
+            raw.commit()
+            return int(raw.driver_connection.total_changes - before)  # type: ignore[union-attr]
+        except sqlite3.Error as e:
+            raw.rollback()
+            # the same exception classes as the SQLAlchemy path (IntegrityError, OperationalError, ...)
+            raise sa.exc.DBAPIError.instance(_SQLITE_INSERT, None, e, sqlite3.Error) from e
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
 
     def _write_generic(self, rows: list[dict[str, Any]]) -> int:
         with self.engine.begin() as conn:

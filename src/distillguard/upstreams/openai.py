@@ -63,13 +63,14 @@ class OpenAIUpstream:
         headers = {"Accept": "application/json", "User-Agent": "distillguard"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(128, max_connections),
+                              keepalive_expiry=30.0)
         self._client = httpx.AsyncClient(
             base_url=route.base_url + "/",
             headers=headers,
             timeout=httpx.Timeout(route.timeout_s, connect=route.connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(128, max_connections),
-                                keepalive_expiry=30.0),
-            transport=transport,
+            limits=limits,
+            transport=transport or default_transport(limits),
             follow_redirects=False,
         )
 
@@ -241,6 +242,29 @@ def _retry_after(resp: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx's API over aiohttp's connection pool: about 4x the throughput of httpcore on the same CPU
+    (benchmarks/gateway_bench.py); httpx's own transport if httpx-aiohttp is not installed."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:  # pragma: no cover - it is a declared dependency
+        return httpx.AsyncHTTPTransport(limits=limits)
+
+    class _Transport(AiohttpTransport):  # type: ignore[misc]
+        """httpx-aiohttp maps every aiohttp connection error (a refused connection too) to ConnectTimeout;
+        only a real timeout should be one (504), anything else is a connect error (502)."""
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return await super().handle_async_request(request)
+            except httpx.ConnectTimeout as e:
+                if isinstance(e.__cause__, asyncio.TimeoutError):
+                    raise
+                raise httpx.ConnectError(str(e), request=request) from e.__cause__
+
+    return _Transport(limits=limits, trust_env=False)
 
 
 def _transport_error(e: httpx.HTTPError) -> GatewayError:
