@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     redis_url: SecretStr | None = None
     nats_url: str | None = None
+    nats_stream: str = "DG_USAGE"  # JetStream stream of usage events (subjects <prefix>.<org>)
+    nats_subject_prefix: str = "dg.usage"
     admin_token: SecretStr | None = None
     secret: SecretStr | None = None
     config: Path | None = None

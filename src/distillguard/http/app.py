@@ -48,7 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         writer = writer_from_settings(settings, LedgerStore(store.engine))
         writer.start()
         metrics = Metrics(writer)
-        gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=[metrics.observe])
+        observers = [metrics.observe]
+        events = None
+        if settings.nats_url:  # usage event stream; an unreachable server fails the start, like the database
+            from ..events import NatsUsagePublisher
+
+            events = NatsUsagePublisher(settings.nats_url, stream=settings.nats_stream,
+                                        subject_prefix=settings.nats_subject_prefix)
+            await events.start()
+            metrics.track_events(events)
+            observers.append(events.observe)
+        gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=observers)
         assert settings.admin_token is not None
         app.state.admin_token = settings.admin_token.get_secret_value()
         app.state.engine = store.engine
@@ -60,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await gateway.drain()
+            if events is not None:
+                await events.aclose()
             await asyncio.to_thread(writer.close)
             await upstreams.aclose()
             await limiter.aclose()

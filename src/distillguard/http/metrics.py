@@ -30,6 +30,12 @@ class Metrics:
             w = Gauge("dg_ledger_written", "Ledger records written to the store", registry=self.registry)
             w.set_function(lambda: float(getattr(self._writer, "written", 0)))
 
+    def track_events(self, publisher: Any) -> None:
+        """Export the usage event publisher's counters (published, dropped, failed)."""
+        g = Gauge("dg_usage_events", "Usage events by outcome", ["outcome"], registry=self.registry)
+        for outcome in ("published", "dropped", "failed"):
+            g.labels(outcome).set_function(lambda o=outcome: float(getattr(publisher, o, 0)))
+
     def observe(self, rec: LedgerRecord) -> None:
         self.requests.labels(rec.endpoint, str(rec.status)).inc()
         if rec.prompt_tokens:
