@@ -19,16 +19,10 @@ import nats
 import nats.js.errors
 import pytest
 
+from conftest import service_missing  # tests/conftest.py: CI=true turns a missing server into a failure
 from distillguard.ledger.record import LedgerRecord
 
 NATS_URL = os.environ.get("DG_TEST_NATS_URL", "nats://127.0.0.1:4222")
-
-
-def service_missing(what: str, err: BaseException | str) -> None:
-    msg = f"{what} unavailable: {err!r}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg + " (CI=true: services are required)")
-    pytest.skip(msg)
 
 
 async def _probe(url: str) -> None:

@@ -60,44 +60,33 @@ async def show_org(org: str, request: Request) -> Response:
     return ORJSONResponse(d)
 
 
-@router.post("/orgs/{org}/approve", summary="Approve a Limited Access application")
-async def approve(org: str, request: Request) -> Response:
-    acc = _access(request)
-    return ORJSONResponse(acc.approve(acc.resolve_org(org).id).to_dict())
+# Account state changes: path action → (AccessService method, body model carrying its text, summary).
+STATE_ACTIONS: dict[str, tuple[str, type[Reason] | type[Message] | None, str]] = {
+    "approve": ("approve", None, "Approve a Limited Access application"),
+    "reject": ("reject", Reason, "Reject an application"),
+    "suspend": ("suspend", Reason, "Suspend pending investigation (every replica, next request)"),
+    "reinstate": ("reinstate", None, "Reinstate a suspended org (or one that made the required changes)"),
+    "terminate": ("terminate", Reason, "Terminate permanently"),
+    "require-changes": ("require_changes", Message, "Refuse requests with a message until the org changes"),
+}
 
 
-@router.post("/orgs/{org}/reject", openapi_extra=body_schema(Reason), summary="Reject an application")
-async def reject(org: str, request: Request) -> Response:
-    b: Reason = await _body(request, Reason)
-    acc = _access(request)
-    return ORJSONResponse(acc.reject(acc.resolve_org(org).id, b.reason).to_dict())
+def _state_route(method: str, model: type[Reason] | type[Message] | None) -> Any:
+    async def change_state(org: str, request: Request) -> Response:
+        acc = _access(request)
+        args: list[str] = [acc.resolve_org(org).id]
+        if model is not None:
+            b = await _body(request, model)
+            args.append(b.reason if isinstance(b, Reason) else b.message)
+        return ORJSONResponse(getattr(acc, method)(*args).to_dict())
+
+    change_state.__name__ = method
+    return change_state
 
 
-@router.post("/orgs/{org}/suspend", openapi_extra=body_schema(Reason), summary="Suspend pending investigation")
-async def suspend(org: str, request: Request) -> Response:
-    b: Reason = await _body(request, Reason)
-    acc = _access(request)
-    return ORJSONResponse(acc.suspend(acc.resolve_org(org).id, b.reason).to_dict())
-
-
-@router.post("/orgs/{org}/reinstate", summary="Reinstate a suspended org")
-async def reinstate(org: str, request: Request) -> Response:
-    acc = _access(request)
-    return ORJSONResponse(acc.reinstate(acc.resolve_org(org).id).to_dict())
-
-
-@router.post("/orgs/{org}/terminate", openapi_extra=body_schema(Reason), summary="Terminate permanently")
-async def terminate(org: str, request: Request) -> Response:
-    b: Reason = await _body(request, Reason)
-    acc = _access(request)
-    return ORJSONResponse(acc.terminate(acc.resolve_org(org).id, b.reason).to_dict())
-
-
-@router.post("/orgs/{org}/require-changes", openapi_extra=body_schema(Message), summary="Require changes")
-async def require_changes(org: str, request: Request) -> Response:
-    b: Message = await _body(request, Message)
-    acc = _access(request)
-    return ORJSONResponse(acc.require_changes(acc.resolve_org(org).id, b.message).to_dict())
+for _action, (_method, _model, _summary) in STATE_ACTIONS.items():
+    router.add_api_route(f"/orgs/{{org}}/{_action}", _state_route(_method, _model), methods=["POST"],
+                         summary=_summary, openapi_extra=body_schema(_model) if _model else None)
 
 
 @router.post("/orgs/{org}/projects", openapi_extra=body_schema(ProjectCreate), summary="Create a project")
