@@ -150,32 +150,19 @@ class OpenAIUpstream:
         await self.sleep(self._delay(attempt, resp))
 
     async def _post(self, path: str, payload: bytes) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                resp = await self._client.post(path, content=payload, headers=_JSON)
-            except _RETRY_EXC as e:
-                if attempt < self.route.max_retries:
-                    await self._retry(attempt, f"connection failed ({type(e).__name__})")
-                    attempt += 1
-                    continue
-                raise _transport_error(e) from None
-            except httpx.HTTPError as e:
-                raise _transport_error(e) from None
-            if resp.status_code in RETRY_STATUS and attempt < self.route.max_retries:
-                await self._retry(attempt, f"returned HTTP {resp.status_code}", resp)
-                attempt += 1
-                continue
-            _raise_for_status(resp, self.route.name)
-            return resp
+        return await self._send(path, payload, stream=False)
 
     async def _open_stream(self, path: str, payload: bytes) -> httpx.Response:
+        return await self._send(path, payload, stream=True)
+
+    async def _send(self, path: str, payload: bytes, *, stream: bool) -> httpx.Response:
+        """POST with retries on connection failures and retryable statuses (for a stream: before its first byte)."""
+        headers = {**_JSON, "Accept": "text/event-stream"} if stream else _JSON
         attempt = 0
         while True:
-            req = self._client.build_request("POST", path, content=payload, headers={**_JSON,
-                                                                                       "Accept": "text/event-stream"})
+            req = self._client.build_request("POST", path, content=payload, headers=headers)
             try:
-                resp = await self._client.send(req, stream=True)
+                resp = await self._client.send(req, stream=stream)
             except _RETRY_EXC as e:
                 if attempt < self.route.max_retries:
                     await self._retry(attempt, f"connection failed ({type(e).__name__})")
@@ -184,19 +171,22 @@ class OpenAIUpstream:
                 raise _transport_error(e) from None
             except httpx.HTTPError as e:
                 raise _transport_error(e) from None
-            if resp.status_code < 400 and "text/event-stream" in resp.headers.get("content-type", ""):
-                return resp
-            try:
-                await resp.aread()
-            except httpx.HTTPError as e:
-                raise _transport_error(e) from None
-            finally:
-                await resp.aclose()
+            if stream:
+                if resp.status_code < 400 and "text/event-stream" in resp.headers.get("content-type", ""):
+                    return resp
+                try:
+                    await resp.aread()
+                except httpx.HTTPError as e:
+                    raise _transport_error(e) from None
+                finally:
+                    await resp.aclose()
             if resp.status_code in RETRY_STATUS and attempt < self.route.max_retries:
                 await self._retry(attempt, f"returned HTTP {resp.status_code}", resp)
                 attempt += 1
                 continue
             _raise_for_status(resp, self.route.name)
+            if not stream:
+                return resp
             body = _json_body(resp)  # a 2xx that is not a stream: an error object, or garbage
             raise _stream_error(body.get("error")) if "error" in body else UpstreamError(
                 "the upstream did not answer with an event stream")
