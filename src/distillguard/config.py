@@ -33,6 +33,7 @@ class ModelRoute(BaseModel):
     chunk_delay_ms: float = 0.0  # replay only: simulated delay between stream chunks
     encoding: str | None = None  # tiktoken encoding; derived from the model name when unset
     kind: Literal["chat", "embedding"] = "chat"
+    watermark: bool = True  # mark this model's answers with the per-account watermark
 
     @field_validator("base_url")
     @classmethod
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     org_limits: LimitValues = Field(default_factory=lambda: LimitValues(rpm=600, tpm=2_000_000))
     key_limits: LimitValues = Field(default_factory=LimitValues)
 
+    watermark: bool = True  # per-account output watermark on every answer (see also ModelRoute.watermark)
+    watermark_exempt_orgs: list[str] = Field(default_factory=list)  # org ids whose answers stay unmarked
     max_body_bytes: int = 2_000_000
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a trusted proxy only)
     default_max_tokens: int = 1024  # reserved when a request gives no max_tokens

@@ -18,6 +18,7 @@ from ..limits.base import Limiter, RateLimitStatus, Reservation, Subject
 from ..upstreams.base import Endpoint, UpstreamCall
 from . import estimate
 from .context import RequestContext
+from .marking import StreamMarker, TextMark, mark_completion
 
 log = logging.getLogger("distillguard.gateway")
 
@@ -60,6 +61,7 @@ class Gateway:
         upstreams: UpstreamSource,
         ledger: LedgerSink,
         observers: Iterable[Observer] = (),
+        marker: TextMark | None = None,
     ) -> None:
         self.settings = settings
         self.access = access
@@ -67,6 +69,7 @@ class Gateway:
         self.upstreams = upstreams
         self.ledger = ledger
         self.observers: list[Observer] = list(observers)
+        self.marker = marker
         self._routes = {m.name: m for m in settings.models}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -94,6 +97,12 @@ class Gateway:
             )
         return route
 
+    def marks(self, route: ModelRoute, principal: Principal) -> bool:
+        """Whether this answer gets the account's watermark."""
+        s = self.settings
+        return (self.marker is not None and s.watermark and route.watermark
+                and principal.org.id not in s.watermark_exempt_orgs)
+
     def models(self) -> list[ModelRoute]:
         return list(self._routes.values())
 
@@ -118,6 +127,9 @@ class Gateway:
                 c_tok, text, finish = 0, None, None
             else:
                 comp = await upstream.complete(call)
+                if self.marks(route, principal):
+                    assert self.marker is not None
+                    comp = mark_completion(self.marker, comp, endpoint, principal.org.id)
                 out = comp.body
                 p_tok = comp.prompt_tokens if comp.prompt_tokens is not None else prompt_est
                 c_tok = (
@@ -161,7 +173,9 @@ class Gateway:
             self.record_failure(ctx, e, body, route.name)
             raise
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        relay = _StreamRelay(self, ctx, endpoint, body, route, res, prompt_est, include_usage)
+        marker = StreamMarker(self.marker, endpoint, principal.org.id) if (
+            self.marker is not None and self.marks(route, principal)) else None
+        relay = _StreamRelay(self, ctx, endpoint, body, route, res, prompt_est, include_usage, marker)
         return StreamResult(relay.run(first, agen), res.status)
 
     # ---- records --------------------------------------------------------------------------------
@@ -255,9 +269,12 @@ class _StreamRelay:
         res: Reservation,
         prompt_est: int,
         include_usage: bool,
+        marker: StreamMarker | None = None,
     ) -> None:
         self.gw, self.ctx, self.endpoint, self.body, self.route = gw, ctx, endpoint, body, route
         self.res, self.prompt_est, self.include_usage = res, prompt_est, include_usage
+        self.marker = marker
+        self.last: dict[str, Any] = {}
         self.texts: dict[int, list[str]] = {}
         self.finish: dict[int, str] = {}
         self.usage: dict[str, Any] | None = None
@@ -270,6 +287,9 @@ class _StreamRelay:
                 return chunk if self.include_usage else None
             if not self.include_usage:
                 chunk = {k: v for k, v in chunk.items() if k != "usage"}
+        if self.marker is not None:
+            self.marker.chunk(chunk)
+        self.last = chunk
         for ch in chunk.get("choices") or ():
             idx = ch.get("index", 0)
             piece = (ch.get("delta") or {}).get("content") if self.endpoint == "chat" else ch.get("text")
@@ -278,6 +298,22 @@ class _StreamRelay:
             if ch.get("finish_reason"):
                 self.finish[idx] = ch["finish_reason"]
         return chunk
+
+    def _tail_chunk(self) -> dict[str, Any] | None:
+        """Text the marker still holds for choices that ended without a finish_reason."""
+        if self.marker is None:
+            return None
+        tails = self.marker.tails()
+        if not tails:
+            return None
+        key = "delta" if self.endpoint == "chat" else None
+        choices = []
+        for idx, text in sorted(tails.items()):
+            self.texts.setdefault(idx, []).append(text)
+            choices.append({"index": idx, key: {"content": text}, "finish_reason": None} if key
+                           else {"index": idx, "text": text, "finish_reason": None})
+        base = {k: v for k, v in self.last.items() if k in ("id", "object", "created", "model", "system_fingerprint")}
+        return {**base, "choices": choices}
 
     def _text(self) -> str:
         return _join(["".join(self.texts[i]) for i in sorted(self.texts)]) if self.texts else ""
@@ -301,6 +337,9 @@ class _StreamRelay:
                     chunk = await agen.__anext__()
                 except StopAsyncIteration:
                     chunk = None
+            tail = self._tail_chunk()
+            if tail is not None:
+                yield sse(tail)
             p_tok, c_tok = self._settle_counts(True)
             await self.gw.limiter.reconcile(self.res, p_tok + c_tok)
             self.gw._record(self.ctx, 200, self.body, self.route.name, p_tok, c_tok, self._text(),
