@@ -8,6 +8,7 @@ from .admin import key_app, limits_app, org_app
 from .demo import demo
 from .ledger import ledger_app
 from .serve import serve
+from .trace import trace, trace_eval
 
 app = typer.Typer(
     name="distillguard",
@@ -17,6 +18,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("demo")(demo)
+app.command("trace")(trace)
+app.command("trace-eval")(trace_eval)
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(limits_app, name="limits")

@@ -1,0 +1,169 @@
+"""Trace a suspect dataset to API outputs: which records are derived, from which org and request.
+
+Signals per record (each an :class:`Evidence` provider, so more can be plugged in, e.g. the
+watermark detector):
+
+- ``minhash``: near-duplicate match of the record's answer against the output index
+  (Jaccard or containment, whichever is higher), robust to PII replacement and reformatting;
+- ``prompt``: the record's prompt against the prompt of the matched request.
+
+A record is *derived* when its best candidate passes the verification threshold.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .formats import DatasetRecord, read_dataset
+from .index import Candidate, OutputIndex
+from .sketch import PROMPT_PERM, Sketch, jaccard, overlap
+
+VERIFY_THRESHOLD = 0.5  # tuned on the dev split (forensics/evaluate.py), never on the test split
+MIN_SHINGLES = 8  # answers shorter than this are too generic to attribute
+MIN_OVERLAP = 6.0  # estimated shared shingles required
+PROMPT_THRESHOLD = 0.5
+
+
+@dataclass
+class Match:
+    """The best verified match of one dataset record (per answer turn, the best turn wins)."""
+
+    candidate: Candidate
+    answer: str
+    prompt: str
+    sketch: Sketch
+    prompt_sketch: Sketch | None = None
+    evidence: list[str] = field(default_factory=list)
+    confidence: float = 0.0
+
+
+class Evidence(Protocol):
+    """An extra signal: may add evidence strings and raise the confidence of a record's match."""
+
+    def __call__(self, record: DatasetRecord, match: Match | None) -> tuple[list[str], float]:
+        """(evidence strings, probability-like strength in [0, 1]) for this record."""
+        ...
+
+
+def prompt_evidence(index: OutputIndex) -> Evidence:
+    """The record's prompt against the matched request's prompt."""
+
+    def ev(record: DatasetRecord, match: Match | None) -> tuple[list[str], float]:
+        if match is None or match.prompt_sketch is None or match.prompt_sketch.size == 0:
+            return [], 0.0
+        e = match.candidate.entry
+        if e.psize == 0:
+            return [], 0.0
+        j = jaccard(np.asarray(match.prompt_sketch.values[:PROMPT_PERM], np.uint32), e.psig)
+        if j < PROMPT_THRESHOLD:
+            return [], 0.0
+        return [f"prompt match {j:.2f}"], j
+
+    return ev
+
+
+def _confidence(score: float, extra: Iterable[float]) -> float:
+    """Combine independent strengths as 1 - prod(1 - s); the MinHash score is capped below 1."""
+    miss = 1.0 - min(score, 0.99)
+    for s in extra:
+        miss *= 1.0 - 0.5 * max(0.0, min(s, 1.0))
+    return round(1.0 - miss, 4)
+
+
+def _verified(c: Candidate, s: Sketch, threshold: float) -> bool:
+    if s.size < MIN_SHINGLES or c.score < threshold:
+        return False
+    return overlap(c.jaccard, s.size, c.entry.size) >= MIN_OVERLAP
+
+
+def trace_records(
+    records: Iterable[DatasetRecord],
+    index: OutputIndex,
+    threshold: float = VERIFY_THRESHOLD,
+    evidence: Sequence[Evidence] | None = None,
+    batch: int = 2000,
+    progress: Callable[[int], None] | None = None,
+    keep_matches: bool = False,
+) -> dict[str, Any]:
+    """The contract's ``{"records": [...], "summary": {...}}`` for the given dataset records.
+
+    With ``keep_matches`` the result also has ``"_matches"``: index → :class:`Match` (for the report).
+    """
+    providers = list(evidence) if evidence is not None else [prompt_evidence(index)]
+    out: list[dict[str, Any]] = []
+    matches: dict[int, Match] = {}
+    buf: list[DatasetRecord] = []
+    total = 0
+
+    def flush() -> None:
+        turns = [(r, p, a) for r in buf for p, a in r.pairs]
+        sk = [index.sketcher.sketch(a) for _, _, a in turns]
+        cands = index.candidates(sk)
+        best: dict[int, Match] = {}
+        for (r, p, a), s, cs in zip(turns, sk, cands):
+            c = next((c for c in cs[:1] if _verified(c, s, threshold)), None)
+            if c is not None and (r.index not in best or c.score > best[r.index].candidate.score):
+                best[r.index] = Match(c, a, p, s)
+        for r in buf:
+            m = best.get(r.index)
+            if m is not None and m.prompt:
+                m.prompt_sketch = index.sketcher.sketch(m.prompt)
+            strengths: list[float] = []
+            extra: list[str] = []
+            for prov in providers:
+                ev, strength = prov(r, m)
+                extra += ev
+                if ev:
+                    strengths.append(strength)
+            if m is None:
+                out.append({"index": r.index, "derived": False, "confidence": 0.0, "org": None,
+                            "matched_request": None, "evidence": extra})
+                continue
+            c = m.candidate
+            kind = "containment" if c.containment > c.jaccard else "jaccard"
+            m.evidence = [f"minhash {c.score:.2f} ({kind})"] + extra
+            m.confidence = _confidence(c.score, strengths)
+            matches[r.index] = m
+            out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,
+                        "matched_request": c.entry.id, "evidence": m.evidence})
+        buf.clear()
+
+    for rec in records:
+        buf.append(rec)
+        total += 1
+        if len(buf) >= batch:
+            flush()
+            if progress:
+                progress(total)
+    if buf:
+        flush()
+        if progress:
+            progress(total)
+    result: dict[str, Any] = {"records": out, "summary": summarize(out, len(index))}
+    if keep_matches:
+        result["_matches"] = matches
+    return result
+
+
+def summarize(records: Sequence[dict[str, Any]], index_size: int) -> dict[str, Any]:
+    derived = [r for r in records if r["derived"]]
+    orgs = Counter(r["org"] or "unknown" for r in derived)
+    return {
+        "records": len(records),
+        "derived": len(derived),
+        "derived_share": round(len(derived) / len(records), 4) if records else 0.0,
+        "orgs": [{"org": o, "records": n} for o, n in orgs.most_common()],
+        "requests_matched": len({r["matched_request"] for r in derived}),
+        "index_size": index_size,
+    }
+
+
+def trace(dataset_path: str | Path, index: OutputIndex, **kwargs: Any) -> dict[str, Any]:
+    """Read a dataset file (any supported format) and trace it against the index."""
+    return trace_records(read_dataset(dataset_path), index, **kwargs)

@@ -1,0 +1,99 @@
+import json
+import random
+
+from distillguard.forensics.adversary import (
+    desensitize_fake,
+    desensitize_placeholders,
+    light_edits,
+    truncate,
+)
+from distillguard.forensics.index import OutputIndex
+from distillguard.forensics.report import render_report
+from distillguard.forensics.trace import trace, trace_records
+
+
+def _dataset(tmp_path, outputs, answers):
+    """Derived records (desensitized / reformatted / truncated / edited) at known places, the rest unrelated."""
+    rng = random.Random(5)
+    derived = {}
+    rows = []
+    for i, (p, a) in enumerate(answers[200:260]):  # never stored
+        rows.append({"instruction": p, "input": "", "output": a})
+    for k, o in enumerate(outputs[:40]):
+        a = o.answer
+        a = [desensitize_placeholders(a, rng), desensitize_fake(a, rng), truncate(a, rng, 0.6, 0.9),
+             light_edits(a, rng)][k % 4]
+        fmt = k % 3
+        rec = ({"conversations": [{"from": "human", "value": o.prompt}, {"from": "gpt", "value": a}]} if fmt == 0
+               else {"messages": [{"role": "user", "content": o.prompt}, {"role": "assistant", "content": a}]}
+               if fmt == 1 else {"text": a})
+        pos = rng.randrange(len(rows) + 1)
+        rows.insert(pos, rec)
+        derived = {kk + (1 if kk >= pos else 0): v for kk, v in derived.items()}
+        derived[pos] = o
+    path = tmp_path / "suspect.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, derived
+
+
+def test_transformed_outputs_are_traced_to_org_and_request(tmp_path, outputs, answers):
+    index = OutputIndex.memory()
+    index.add_outputs(outputs)
+    path, derived = _dataset(tmp_path, outputs, answers)
+    res = trace(path, index)
+    by_index = {r["index"]: r for r in res["records"]}
+    assert len(res["records"]) == 100
+    for i, o in derived.items():
+        r = by_index[i]
+        assert r["derived"], (i, r)
+        assert r["org"] == o.org and r["matched_request"] == o.id
+        assert r["evidence"][0].startswith("minhash ") and 0.5 <= r["confidence"] <= 1.0
+    unrelated = [r for i, r in by_index.items() if i not in derived]
+    assert not any(r["derived"] for r in unrelated)
+    s = res["summary"]
+    assert s["records"] == 100 and s["derived"] == 40 and s["index_size"] == 200
+    assert sorted(o["org"] for o in s["orgs"]) == ["org_a", "org_b"]
+    assert sum(o["records"] for o in s["orgs"]) == 40
+
+
+def test_prompt_match_is_evidence(outputs):
+    from distillguard.forensics.formats import DatasetRecord
+
+    index = OutputIndex.memory()
+    index.add_outputs(outputs[:20])
+    o = outputs[4]
+    same = trace_records([DatasetRecord(0, ((o.prompt, o.answer),))], index)["records"][0]
+    other = trace_records([DatasetRecord(0, (("an unrelated question about gardening and soil", o.answer),))],
+                          index)["records"][0]
+    assert any(e.startswith("prompt match") for e in same["evidence"])
+    assert not any(e.startswith("prompt match") for e in other["evidence"])
+    assert same["confidence"] > other["confidence"]
+
+
+def test_extra_evidence_provider_is_called(outputs):
+    from distillguard.forensics.formats import DatasetRecord
+
+    index = OutputIndex.memory()
+    index.add_outputs(outputs[:5])
+    seen = []
+
+    def watermark(record, match):
+        seen.append(record.index)
+        return (["watermark p=1e-7"], 0.99) if match else ([], 0.0)
+
+    rec = trace_records([DatasetRecord(0, (("", outputs[0].answer),)), DatasetRecord(1, (("", "short text"),))],
+                        index, evidence=[watermark])["records"]
+    assert seen == [0, 1]
+    assert rec[0]["evidence"][-1] == "watermark p=1e-7" and not rec[1]["derived"]
+
+
+def test_html_report(tmp_path, outputs, answers):
+    index = OutputIndex.memory()
+    index.add_outputs(outputs)
+    path, derived = _dataset(tmp_path, outputs, answers)
+    res = trace(path, index, keep_matches=True)
+    stored = {o.id: o.answer for o in outputs}
+    html = render_report(res, res["_matches"], stored.get)
+    assert "<mark>" in html and "org_a" in html and "org_b" in html
+    assert "http://" not in html and "https://" not in html.split("</style>")[0]
+    assert f"{len(derived)} of 100 records" in html
