@@ -9,6 +9,7 @@ from .demo import demo
 from .ledger import ledger_app
 from .serve import serve
 from .trace import trace, trace_eval
+from .watermark import watermark_app
 
 app = typer.Typer(
     name="distillguard",
@@ -24,6 +25,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(limits_app, name="limits")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(watermark_app, name="watermark")
 
 
 def main() -> None:

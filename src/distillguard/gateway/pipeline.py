@@ -347,11 +347,14 @@ class _StreamRelay:
             settled = True
             yield DONE
         except GatewayError as e:  # upstream failed mid-stream: tell the client in-band, charge what was sent
+            tail = self._tail_chunk()  # text the marker held back still belongs to the client
             p_tok, c_tok = self._settle_counts(False)
             await self.gw.limiter.reconcile(self.res, p_tok + c_tok)
             self.gw._record(self.ctx, 200, self.body, self.route.name, p_tok, c_tok, self._text(),
                             None, error_code=e.code)
             settled = True
+            if tail is not None:
+                yield sse(tail)
             yield sse(e.body())
         finally:
             if not settled:  # client went away (or we were cancelled): charge only what was sent

@@ -59,7 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await events.start()
             metrics.track_events(events)
             observers.append(events.observe)
-        gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=observers)
+        marker = None
+        if settings.watermark:
+            from ..watermark import Watermarker
+
+            assert settings.secret is not None
+            marker = Watermarker(settings.secret.get_secret_value())
+        gateway = Gateway(settings, store.access, limiter, upstreams, writer, observers=observers, marker=marker)
         # Everything loaded so far (libraries, indexes, tokenizers) lives as long as the process: move it out of
         # the collector's sight, or each full collection walks it all and stalls requests (~100 ms, benchmark).
         gc.collect()

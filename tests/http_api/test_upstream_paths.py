@@ -108,7 +108,8 @@ def test_client_disconnect_mid_stream_charges_only_what_was_sent(gw):
     received = []
     with gw.http.stream("POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {gw.key}"}, json=body) as r:
         for ln in r.iter_lines():
-            if ln.startswith("data: {"):
+            if ln.startswith("data: {") and json.loads(ln[6:])["choices"] and \
+                    json.loads(ln[6:])["choices"][0]["delta"].get("content"):
                 received.append(ln)
             if len(received) >= 3:
                 break  # leave: the connection closes mid-stream

@@ -1,0 +1,166 @@
+"""The walk shared by embedding and detection: finds the alternation slots of a text, in order.
+
+Input arrives as (whitespace, chunk) pairs. A chunk that may begin a two-word phrase is held until the next
+chunk; a slot whose rule looks at the next word is held until that word arrives. Each complete slot goes to
+a ``decide`` callback that returns the variant to write (or None to keep the text). The walk only depends
+on the pairs, so a stream split anywhere gives the same result as the whole text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .lexicon import AltSet, Lexicon
+from .scan import WORD_RE, Protector
+
+_NORM_RE = re.compile(r"[^a-z0-9']")
+ARTICLES = frozenset({"a", "an"})
+
+
+def norm_word(chunk: str) -> str:
+    """The context form of a chunk: lowercase letters/digits/apostrophes, "an" read as "a"."""
+    w = _NORM_RE.sub("", chunk.lower().replace("’", "'"))
+    return "a" if w == "an" else w
+
+
+@dataclass(slots=True)
+class Item:
+    ws: str
+    chunk: str
+    protected: bool
+    sent_start: bool
+    lead: str = ""
+    core: str = ""
+    trail: str = ""
+
+    @property
+    def word(self) -> str:
+        return self.core.lower().replace("’", "'")
+
+
+@dataclass(slots=True)
+class Slot:
+    """One occurrence of a variant of an alternation set, with what the rules need to know about it."""
+
+    alt: AltSet
+    index: int  # which variant the text has
+    items: list[Item]
+    context: str  # the previous word (normalised)
+    next_word: str | None = None  # the following chunk, normalised (None: end of text)
+    next_is_word: bool = False
+
+    @property
+    def comma_follows(self) -> bool:
+        return self.items[-1].trail.lstrip("*_)]\"”’'").startswith(",")
+
+    def detectable(self) -> bool:
+        """The rules that depend only on the surroundings (identical for every variant): used by both sides."""
+        a = self.alt
+        if a.not_after and self.context in a.not_after:
+            return False
+        if a.not_before and self.next_word in a.not_before:
+            return False
+        if a.word_next and (not self.next_is_word or self.items[-1].trail):
+            return False
+        if a.comma and not self.comma_follows:
+            return False
+        if a.start and not self.loose_start():
+            return False
+        return not (a.mixed_article and self.context == "a")
+
+    def loose_start(self) -> bool:
+        return self.items[0].sent_start or not self.context
+
+
+Decide = Callable[[Slot], "tuple[str, ...] | None"]
+
+
+class Walker:
+    def __init__(self, lexicon: Lexicon, decide: Decide) -> None:
+        self.lex = lexicon
+        self.decide = decide
+        self.prot = Protector()
+        self.out: list[str] = []
+        self.context = ""
+        self.prefix: Item | None = None
+        self.waiting: Slot | None = None
+
+    # ---- input ---------------------------------------------------------------------------
+    def pair(self, ws: str, chunk: str) -> None:
+        protected, sent = self.prot.see(ws, chunk)
+        item = Item(ws, chunk, protected, sent)
+        if not protected:
+            m = WORD_RE.match(chunk)
+            if m:
+                item.lead, item.core, item.trail = m.group(1), m.group(2), m.group(3)
+        if self.waiting is not None:
+            slot, self.waiting = self.waiting, None
+            slot.next_word = norm_word(chunk)
+            slot.next_is_word = chunk[:1].isalpha()
+            self._resolve(slot)
+        self._take(item)
+
+    def finish(self) -> None:
+        if self.waiting is not None:
+            slot, self.waiting = self.waiting, None
+            self._resolve(slot)
+        if self.prefix is not None:
+            self._emit(self.prefix)
+            self.prefix = None
+
+    # ---- matching ------------------------------------------------------------------------
+    def _take(self, item: Item) -> None:
+        if self.prefix is not None:
+            first, self.prefix = self.prefix, None
+            if item.core and not item.lead and item.ws == " ":
+                hit = self.lex.phrases.get((first.word, item.word))
+                if hit is not None:
+                    self._complete([first, item], *hit)
+                    return
+            self._emit(first)
+        if not item.core:
+            self._emit(item)
+            return
+        w = item.word
+        hit = self.lex.phrases.get((w,))
+        if hit is not None:
+            self._complete([item], *hit)
+        elif (w,) in self.lex.prefixes and not item.trail:
+            self.prefix = item
+        else:
+            self._emit(item)
+
+    def _complete(self, items: list[Item], set_id: int, index: int) -> None:
+        alt = self.lex.sets[set_id]
+        slot = Slot(alt, index, items, self.context)
+        if alt.word_next or alt.not_before:
+            self.waiting = slot
+        else:
+            self._resolve(slot)
+
+    def _resolve(self, slot: Slot) -> None:
+        words = self.decide(slot)
+        if words is None:
+            for it in slot.items:
+                self._emit(it)
+            return
+        first, last = slot.items[0], slot.items[-1]
+        text = " ".join(words)
+        if first.core[0].isupper() or text.startswith(("i ", "i'")) or text == "i":
+            text = text[0].upper() + text[1:]
+        if "’" in "".join(it.core for it in slot.items):
+            text = text.replace("'", "’")
+        self.out.append(first.ws + first.lead + text + last.trail)
+        self.context = norm_word(words[-1])
+
+    def _emit(self, item: Item) -> None:
+        self.out.append(item.ws + item.chunk)
+        w = norm_word(item.chunk)
+        self.context = w
+
+    def take_output(self) -> str:
+        s = "".join(self.out)
+        self.out.clear()
+        return s
