@@ -1,6 +1,7 @@
 """The admin CLI: contract §3 JSON answers, errors, and a running server seeing its changes at once."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -109,8 +110,14 @@ def test_help_lists_contract_commands():
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(dg_home):
-    r = subprocess.run([sys.executable, "-m", "distillguard.cli.main", "demo", "--requests", "4"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "distillguard.cli.main", "demo"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "[200, 200, 429, 429]" in r.stdout
-    assert "HTTP 403" in r.stdout and "records of this org exported" in r.stdout
+    out = r.stdout
+    assert "application pending → HTTP 403 application_pending" in out and "approved → HTTP 200" in out
+    assert "requests from 17 accounts" in out
+    assert "HTTP 403 account_suspended" in out  # what detection flagged is refused on the next request
+    traffic = os.path.join(dg_home, "demo", "traffic.jsonl")
+    labels = os.path.join(dg_home, "demo", "labels.jsonl")
+    assert sum(1 for _ in open(traffic)) > 500 and sum(1 for _ in open(labels)) == 17
+    assert os.path.getsize(os.path.join(dg_home, "demo", "report.html")) > 1000

@@ -6,8 +6,10 @@ import typer
 
 from .admin import key_app, limits_app, org_app
 from .demo import demo
+from .detect import detect
 from .ledger import ledger_app
 from .serve import serve
+from .simulate import simulate
 from .trace import trace, trace_eval
 from .watermark import watermark_app
 
@@ -19,6 +21,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("demo")(demo)
+app.command("simulate")(simulate)
+app.command("detect")(detect)
 app.command("trace")(trace)
 app.command("trace-eval")(trace_eval)
 app.add_typer(org_app, name="org")

@@ -1,0 +1,279 @@
+"""Per-account aggregates of request features, and the account-level feature vector the model scores.
+
+``AccountState`` is incremental (``add`` one request at a time, O(1) amortised) so the batch detector and the online
+detector share it; ``merge`` builds the pseudo-account of a ring. ``vector()`` is scale-free on purpose (shares,
+logs of ratios): volume alone must not decide, so a slow drip and a small sybil member are judged by behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from typing import Iterable
+
+from .features import TOPIC_DIM, RequestFeatures
+from .text import MARKER_BIT, MARKER_NAMES
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "single_shot",
+    "follow_up",
+    *(f"m_{m}" for m in MARKER_NAMES),
+    "any_marker",
+    "scaffold_reuse",
+    "top_scaffold",
+    "dup_prompt",
+    "topic_spread",
+    "iat_cv",
+    "burstiness",
+    "hour_entropy",
+    "temp_distinct",
+    "temp0",
+    "n_multi",
+    "log_completion",
+    "out_in_ratio",
+    "long_max_tokens",
+    "bench",
+    "prompt_len",
+    "system_share",
+)
+
+FEATURE_HELP: dict[str, str] = {
+    "single_shot": "share of single-turn requests",
+    "follow_up": "share of turns that build on the previous answer",
+    "any_marker": "share of prompts with instruction-style markers",
+    "scaffold_reuse": "share of prompts whose masked skeleton head/tail recurs ≥3 times",
+    "top_scaffold": "share of the most common prompt scaffold",
+    "dup_prompt": "share of exact duplicate prompts",
+    "topic_spread": "topic spread (1 − mean pairwise cosine of hashed prompt words)",
+    "iat_cv": "log coefficient of variation of inter-arrival times (low = machine-regular)",
+    "burstiness": "burstiness (σ−μ)/(σ+μ) of inter-arrival times",
+    "hour_entropy": "hour-of-day entropy (1 = flat around the clock)",
+    "temp_distinct": "log number of distinct temperatures (parameter sweep)",
+    "temp0": "share of temperature-0 requests",
+    "n_multi": "share of requests asking n > 1 completions",
+    "log_completion": "log mean completion tokens",
+    "out_in_ratio": "log ratio completion/prompt tokens",
+    "long_max_tokens": "share of requests with max_tokens ≥ 1500",
+    "bench": "share of prompt probes matching public benchmark text",
+    "prompt_len": "log mean prompt length (chars)",
+    "system_share": "share of requests with a system prompt",
+}
+for _m in MARKER_NAMES:
+    FEATURE_HELP[f"m_{_m}"] = f"share of prompts with marker '{_m}'"
+
+MAX_TIMES = 20000  # inter-arrival statistics over the most recent requests
+MAX_SKELETONS = 64
+MAX_EXAMPLES = 5
+
+
+class AccountState:
+    """Running aggregates of one account (or of a ring of accounts, after ``merge``)."""
+
+    def __init__(self, org: str) -> None:
+        self.org = org
+        self.n = 0
+        self.single = 0
+        self.follow = 0
+        self.system = 0
+        self.marker_counts = [0] * len(MARKER_NAMES)
+        self.any_marker = 0
+        self.heads: Counter[int] = Counter()
+        self.tails: Counter[int] = Counter()
+        self.prompts: set[int] = set()
+        self.topic = array("d", bytes(8 * TOPIC_DIM))
+        self.topic_n = 0
+        self.times: list[float] = []
+        self.hours = [0] * 24
+        self.temps: Counter[float] = Counter()
+        self.temp0 = 0
+        self.n_multi = 0
+        self.completion = 0
+        self.prompt_tokens = 0
+        self.long_max = 0
+        self.bench = 0.0
+        self.prompt_chars = 0
+        self.keys: set[str] = set()
+        self.uas: Counter[str] = Counter()
+        self.ips: Counter[str] = Counter()
+        self.skeletons: dict[int, str] = {}  # by head key
+        self.tail_skeletons: dict[int, str] = {}  # by tail key
+        self.head_example: dict[int, str] = {}
+        self.examples: dict[str, list[str]] = {}
+        self.members: list[str] = [org]
+
+    # -- updating -------------------------------------------------------------------------------------------------
+    def add(self, f: RequestFeatures) -> None:
+        self.n += 1
+        if f.turns <= 1:
+            self.single += 1
+        if f.follow_up:
+            self.follow += 1
+        if f.system:
+            self.system += 1
+        if f.bits:
+            self.any_marker += 1
+            for i, name in enumerate(MARKER_NAMES):
+                if f.bits & MARKER_BIT[name]:
+                    self.marker_counts[i] += 1
+                    self._example(name, f.id)
+        if f.head:
+            self.heads[f.head] += 1
+            if f.head not in self.head_example and len(self.head_example) < 4096:
+                self.head_example[f.head] = f.id
+            if f.head not in self.skeletons and len(self.skeletons) < MAX_SKELETONS:
+                self.skeletons[f.head] = f.skeleton
+        if f.tail:
+            self.tails[f.tail] += 1
+            if f.tail not in self.tail_skeletons and len(self.tail_skeletons) < MAX_SKELETONS:
+                self.tail_skeletons[f.tail] = f.skeleton
+        if len(self.prompts) < 100000:
+            self.prompts.add(f.prompt_hash)
+        if f.topic:
+            norm = 1.0 / math.sqrt(len(f.topic))
+            topic = self.topic
+            for b in f.topic:
+                topic[b] += norm
+            self.topic_n += 1
+        self.times.append(f.ts)
+        if len(self.times) > 2 * MAX_TIMES:
+            del self.times[:MAX_TIMES]
+        self.hours[int(f.ts // 3600) % 24] += 1
+        if f.temperature is not None:
+            self.temps[round(f.temperature, 2)] += 1
+            if f.temperature == 0.0:
+                self.temp0 += 1
+        if f.n > 1:
+            self.n_multi += 1
+        self.completion += f.completion_tokens
+        self.prompt_tokens += f.prompt_tokens
+        if f.max_tokens >= 1500:
+            self.long_max += 1
+        if f.bench:
+            self.bench += f.bench
+            self._example("bench", f.id)
+        self.prompt_chars += f.prompt_chars
+        self.keys.add(f.key)
+        if len(self.uas) < 256:
+            self.uas[f.ua] += 1
+        if len(self.ips) < 256:
+            self.ips[f.ip_prefix] += 1
+
+    def _example(self, what: str, rid: str) -> None:
+        ex = self.examples.setdefault(what, [])
+        if len(ex) < MAX_EXAMPLES:
+            ex.append(rid)
+
+    def extend(self, feats: Iterable[RequestFeatures]) -> "AccountState":
+        for f in feats:
+            self.add(f)
+        return self
+
+    def merge(self, other: "AccountState") -> None:
+        """Fold another account into this one (a ring's pseudo-account)."""
+        self.n += other.n
+        self.single += other.single
+        self.follow += other.follow
+        self.system += other.system
+        self.marker_counts = [a + b for a, b in zip(self.marker_counts, other.marker_counts)]
+        self.any_marker += other.any_marker
+        self.heads.update(other.heads)
+        self.tails.update(other.tails)
+        self.prompts |= other.prompts
+        for i in range(TOPIC_DIM):
+            self.topic[i] += other.topic[i]
+        self.topic_n += other.topic_n
+        self.times = sorted(self.times + other.times)[-2 * MAX_TIMES :]
+        self.hours = [a + b for a, b in zip(self.hours, other.hours)]
+        self.temps.update(other.temps)
+        self.temp0 += other.temp0
+        self.n_multi += other.n_multi
+        self.completion += other.completion
+        self.prompt_tokens += other.prompt_tokens
+        self.long_max += other.long_max
+        self.bench += other.bench
+        self.prompt_chars += other.prompt_chars
+        self.keys |= other.keys
+        self.uas.update(other.uas)
+        self.ips.update(other.ips)
+        for k, v in other.examples.items():
+            for rid in v:
+                self._example(k, rid)
+        for h, sk in other.skeletons.items():
+            if len(self.skeletons) < MAX_SKELETONS:
+                self.skeletons.setdefault(h, sk)
+        for h, sk in other.tail_skeletons.items():
+            if len(self.tail_skeletons) < MAX_SKELETONS:
+                self.tail_skeletons.setdefault(h, sk)
+        for h, rid in other.head_example.items():
+            self.head_example.setdefault(h, rid)
+        self.members.extend(other.members)
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    def top_scaffold(self) -> tuple[int, int]:
+        """(hash, count) of the most common scaffold head, or (0, 0)."""
+        if not self.heads:
+            return 0, 0
+        return self.heads.most_common(1)[0]
+
+    def timing(self) -> tuple[float, float]:
+        """(log CV, burstiness) of inter-arrival times; (0, 0) with fewer than 5 requests."""
+        ts = sorted(self.times[-MAX_TIMES:])
+        if len(ts) < 5:
+            return 0.0, 0.0
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        mu = sum(gaps) / len(gaps)
+        if mu <= 0:
+            return -3.0, -1.0
+        var = sum((g - mu) ** 2 for g in gaps) / len(gaps)
+        sd = math.sqrt(var)
+        cv = sd / mu
+        return max(-3.0, min(3.0, math.log(cv + 1e-3))), (sd - mu) / (sd + mu)
+
+    def topic_spread(self) -> float:
+        k = self.topic_n
+        if k < 2:
+            return 0.5
+        sq = sum(x * x for x in self.topic)
+        mean_cos = (sq - k) / (k * (k - 1))
+        return max(0.0, min(1.0, 1.0 - mean_cos))
+
+    def hour_entropy(self) -> float:
+        tot = sum(self.hours)
+        if tot == 0:
+            return 0.0
+        h = -sum(c / tot * math.log(c / tot) for c in self.hours if c)
+        return h / math.log(24)
+
+    def vector(self) -> dict[str, float]:
+        """The account-level features (FEATURE_NAMES), all scale-free."""
+        n = max(self.n, 1)
+        iat_cv, burst = self.timing()
+        reuse = max(
+            sum(c for c in self.heads.values() if c >= 3), sum(c for c in self.tails.values() if c >= 3)
+        ) / n
+        top = max(self.heads.most_common(1)[0][1] if self.heads else 0,
+                  self.tails.most_common(1)[0][1] if self.tails else 0) / n
+        v = {
+            "single_shot": self.single / n,
+            "follow_up": self.follow / n,
+            **{f"m_{m}": self.marker_counts[i] / n for i, m in enumerate(MARKER_NAMES)},
+            "any_marker": self.any_marker / n,
+            "scaffold_reuse": reuse,
+            "top_scaffold": top,
+            "dup_prompt": 1.0 - min(1.0, len(self.prompts) / n),
+            "topic_spread": self.topic_spread(),
+            "iat_cv": iat_cv,
+            "burstiness": burst,
+            "hour_entropy": self.hour_entropy(),
+            "temp_distinct": math.log1p(len(self.temps)),
+            "temp0": self.temp0 / n,
+            "n_multi": self.n_multi / n,
+            "log_completion": math.log1p(self.completion / n),
+            "out_in_ratio": math.log((self.completion + 1) / (self.prompt_tokens + 1)),
+            "long_max_tokens": self.long_max / n,
+            "bench": self.bench / n,
+            "prompt_len": math.log1p(self.prompt_chars / n),
+            "system_share": self.system / n,
+        }
+        return v

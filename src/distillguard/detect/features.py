@@ -1,0 +1,144 @@
+"""Per-request features: cheap enough for the gateway's online path (tens of microseconds per request).
+
+A ``RequestFeatures`` is built from a traffic record (contracts §1) or a ``LedgerRecord``; it keeps no text but the
+prompt's skeleton head (for cross-account scaffold matching) and a handful of hashes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from .bench import BenchmarkIndex
+from .text import (
+    MARKER_BIT,
+    PromptView,
+    builds_on_answer,
+    marker_bits,
+    mask,
+    scaffold_keys,
+    words,
+)
+
+TOPIC_DIM = 1024  # hashed bag-of-words buckets for topic spread
+
+
+@dataclass(slots=True)
+class RequestFeatures:
+    id: str
+    ts: float
+    key: str
+    ua: str
+    ip_prefix: str
+    status: int
+    head: int  # scaffold hash of the skeleton's first tokens (0: too short)
+    tail: int  # scaffold hash of the skeleton's last tokens
+    system: int  # hash of the system prompt's skeleton (0: none)
+    prompt_hash: int  # hash of the whole normalised prompt
+    bits: int  # instruction-style markers (text.MARKERS)
+    turns: int
+    follow_up: bool
+    temperature: float | None
+    n: int
+    max_tokens: int
+    prompt_chars: int
+    prompt_tokens: int
+    completion_tokens: int
+    topic: tuple[int, ...]  # hashed content-word buckets of the prompt
+    skeleton: str  # masked prompt's first and last tokens, for cross-account MinHash
+    bench: float  # share of benchmark-text probes the prompt hits (bench.BenchmarkIndex)
+
+    def has(self, marker: str) -> bool:
+        return bool(self.bits & MARKER_BIT[marker])
+
+
+def _num(v: Any, default: float | None) -> float | None:
+    if isinstance(v, bool):
+        return default
+    if isinstance(v, (int, float)):
+        return float(v)
+    return default
+
+
+def _ip_prefix(ip: str | None) -> str:
+    if not ip:
+        return ""
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3])
+    return ip.rsplit(".", 1)[0]
+
+
+_SYSTEM_CACHE: dict[str, tuple[int, int]] = {}
+
+
+def _system_info(system: str) -> tuple[int, int]:
+    """(skeleton hash, marker bits) of a system prompt; cached, since products resend the same one."""
+    got = _SYSTEM_CACHE.get(system)
+    if got is None:
+        if len(_SYSTEM_CACHE) > 4096:
+            _SYSTEM_CACHE.clear()
+        got = _SYSTEM_CACHE[system] = (zlib.crc32(mask(system).encode()) or 1, marker_bits(system.lower()))
+    return got
+
+
+def _ends(skel: str) -> str:
+    """The skeleton's first and last 12 tokens (what templates keep fixed), ``|``-separated."""
+    toks = skel.split(" ")
+    if len(toks) <= 24:
+        return " ".join(toks)
+    return " ".join(toks[:12]) + " | " + " ".join(toks[-12:])
+
+
+def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> RequestFeatures:
+    """Features of one traffic record (contracts §1). Missing fields are tolerated."""
+    req = rec.get("request")
+    if not isinstance(req, dict):
+        req = {}
+    view = PromptView(req)
+    prompt = view.prompt
+    lower = prompt[:600].lower()
+    skel = mask(prompt)
+    head, tail = scaffold_keys(skel)
+    bits = marker_bits(lower)
+    system = 0
+    if view.system:
+        system, sbits = _system_info(view.system[:300])
+        bits |= sbits
+    resp = rec.get("response")
+    status = resp.get("status", 200) if isinstance(resp, dict) else 200
+    usage = rec.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
+    n = _num(req.get("n"), 1.0) or 1.0
+    max_tokens = _num(req.get("max_tokens", req.get("max_completion_tokens")), 0.0) or 0.0
+    topic = tuple({hash(w) & (TOPIC_DIM - 1) for w in words(lower, 48)})  # per-process buckets: only spread matters
+    return RequestFeatures(
+        id=str(rec.get("id") or ""),
+        ts=float(rec.get("ts") or 0.0),
+        key=str(rec.get("key") or ""),
+        ua=str(rec.get("user_agent") or ""),
+        ip_prefix=_ip_prefix(rec.get("ip")),
+        status=int(status) if isinstance(status, int) else 200,
+        head=head,
+        tail=tail,
+        system=system,
+        prompt_hash=zlib.crc32(prompt[:2000].encode()),
+        bits=bits,
+        turns=view.turns,
+        follow_up=view.turns >= 2 and builds_on_answer(lower, view.prev_answer),
+        temperature=_num(req.get("temperature"), None),
+        n=int(n),
+        max_tokens=int(max_tokens),
+        prompt_chars=len(prompt),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        topic=topic,
+        skeleton=_ends(skel),
+        bench=bench.overlap(prompt) if bench is not None else 0.0,
+    )
+
+
+def from_ledger(record: Any, bench: BenchmarkIndex | None = None) -> RequestFeatures:
+    """Features of a ``LedgerRecord`` (the online path)."""
+    return extract(record.to_traffic(), bench)

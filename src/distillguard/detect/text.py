@@ -1,0 +1,189 @@
+"""Prompt text helpers: which text a request carries, masked skeletons, instruction-style markers.
+
+Everything here runs per request on the online path, so it works on a bounded prefix of the prompt and uses a few
+precompiled regexes only.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any
+
+HEAD_CHARS = 600  # how much of a prompt the per-request features look at
+
+_WORD = re.compile(r"[a-z][a-z']+")
+_QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|'[^'\n]{3,200}'|`[^`\n]{1,200}`")
+_CODE = re.compile(r"```.*?(```|$)", re.S)
+_URL = re.compile(r"https?://\S+|\S+@\S+\.\w+")
+_NUM = re.compile(r"\d+(?:[.,:/]\d+)*")
+_ENTITY = re.compile(r"(?<=[a-z,;:] )[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")
+_SPACE = re.compile(r"\s+")
+
+# Instruction-style markers (lower-cased text). Each is one bit of ``marker_bits``.
+MARKERS: dict[str, re.Pattern[str]] = {
+    "generate_n": re.compile(
+        r"\b(generate|create|write|give|list|produce|come up with|provide)\b[^.\n]{0,40}?\b(\d+|two|three|four|five|"
+        r"ten|twenty|several|multiple|a set of|a list of)\b[^.\n]{0,30}?\b(examples?|instructions?|questions?|tasks?|"
+        r"samples?|pairs?|prompts?|sentences?|items?|ideas?|variations?|responses?)"
+    ),
+    "step_by_step": re.compile(r"step[- ]by[- ]step|show (your|the) (work|reasoning)|explain (your|the) reasoning"),
+    "output_format": re.compile(
+        r"\b(json|yaml|csv|markdown|bullet(ed)? (points|list)|numbered list|in a table|as a table|table format)\b"
+        r"|format:\s|### (instruction|input|response)"
+    ),
+    "persona": re.compile(
+        r"\b(you are an?|act as an?|pretend (you are|to be)|role[- ]?play|imagine you are|as an? (expert|experienced"
+        r"|professional))\b"
+    ),
+    "length_demand": re.compile(
+        r"\b(at least|no (less|fewer) than|minimum of|about|around|exactly|in)\s\d+\s(words|sentences|paragraphs"
+        r"|lines|tokens)\b|\b(detailed|comprehensive|in[- ]depth|thorough|elaborate|long[- ]form)\b"
+    ),
+    "imperative": re.compile(
+        r"^\s*(please\s)?(write|generate|create|explain|describe|list|give|provide|summari[sz]e|rewrite|paraphrase"
+        r"|translate|classify|compose|construct|design|develop|identify|compare|outline|suggest|name|find|"
+        r"convert|edit|make|tell|analy[sz]e|evaluate|brainstorm|categori[sz]e|predict|calculate|come up)\b"
+    ),
+    "answer_format": re.compile(
+        r"answer with (only|just)|only (the|a) (letter|number|option)|final answer|the answer is|\(a\)|\ba\)\s"
+        r"|answer:\s*$|^question:|choices?:|#### ?\d|put your answer|respond with (only|just)|^\s*def \w+\("
+        r"|\ndef \w+\(", re.M
+    ),
+    "rewrite_variant": re.compile(
+        r"\b(rewrite|rephrase|paraphrase|simplify|in other words|another way|different (way|version)|"
+        r"for a (child|beginner|5[- ]year[- ]old)|eli5)\b"
+    ),
+}
+# Cheap substring pre-checks: a marker's regex runs only if one of these occurs in the text.
+_PREFILTER: dict[str, tuple[str, ...]] = {
+    "generate_n": ("example", "instruction", "question", "task", "sample", "pair", "prompt", "sentence", "item",
+                   "idea", "variation", "response"),
+    "step_by_step": ("step", "reasoning", "your work", "the work"),
+    "output_format": ("json", "yaml", "csv", "markdown", "table", "bullet", "numbered", "format:", "###"),
+    "persona": ("you are", "act as", "pretend", "role", "imagine", "as a"),
+    "length_demand": ("words", "sentences", "paragraphs", "lines", "tokens", "detail", "comprehensive", "depth",
+                      "thorough", "elaborate", "long"),
+    "imperative": ("",),
+    "answer_format": ("answer", "a)", "question", "choice", "####", "respond with", "def "),
+    "rewrite_variant": ("rewrite", "rephrase", "paraphrase", "simplif", "other words", "another way", "different",
+                        "for a ", "eli5"),
+}
+_CHECKS = tuple((MARKERS[name], _PREFILTER[name], 1 << i) for i, name in enumerate(MARKERS))
+MARKER_NAMES: tuple[str, ...] = tuple(MARKERS)
+MARKER_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(MARKER_NAMES)}
+
+_FOLLOW_UP = re.compile(
+    r"\b(you said|your (answer|response|code|example|suggestion)|the above|above|that|this|it|those|these|"
+    r"instead|also|again|more|why|what about|how about|can you|could you|thanks|thank you|ok|okay|but)\b"
+)
+
+STOPWORDS = frozenset(
+    "the a an and or of to in on for with is are was were be been it this that these those i you he she we they "
+    "me my your our their what which who how why when where can could would should will do does did not no yes "
+    "please as at by from about into than then so if but also any all some more most very just like have has had "
+    "its it's i'm there here them his her us am get make use using write give".split()
+)
+
+
+def content_text(content: Any) -> str:
+    """The text of an OpenAI message ``content`` (a string or a list of content parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
+
+
+class PromptView:
+    """The parts of one request body that the detector looks at."""
+
+    __slots__ = ("prompt", "system", "prev_answer", "turns", "has_history")
+
+    def __init__(self, request: dict[str, Any] | None) -> None:
+        self.prompt = ""
+        self.system = ""
+        self.prev_answer = ""
+        self.turns = 0
+        self.has_history = False
+        if not isinstance(request, dict):
+            return
+        msgs = request.get("messages")
+        if isinstance(msgs, list):
+            last_user = ""
+            for m in msgs:
+                if not isinstance(m, dict):
+                    continue
+                role = m.get("role")
+                if role == "user":
+                    self.turns += 1
+                    last_user = content_text(m.get("content"))
+                elif role == "assistant":
+                    self.prev_answer = content_text(m.get("content"))
+                    self.has_history = True
+                elif role in ("system", "developer") and not self.system:
+                    self.system = content_text(m.get("content"))
+            self.prompt = last_user
+        else:
+            p = request.get("prompt")
+            if isinstance(p, list):
+                p = p[0] if p else ""
+            self.prompt = p if isinstance(p, str) else ""
+            self.turns = 1 if self.prompt else 0
+
+
+def mask(text: str) -> str:
+    """A prompt's skeleton: code, quoted spans, URLs, numbers and mid-sentence names become placeholders."""
+    t = text[:HEAD_CHARS]
+    if "```" in t:
+        t = _CODE.sub(" <code> ", t)
+    if "://" in t or "@" in t:
+        t = _URL.sub("<url>", t)
+    if '"' in t or "'" in t or "`" in t or "“" in t:
+        t = _QUOTED.sub("<q>", t)
+    t = _ENTITY.sub("<e>", t)
+    t = _NUM.sub("<n>", t)
+    return _SPACE.sub(" ", t).strip().lower()
+
+
+def scaffold_keys(skeleton: str) -> tuple[int, int]:
+    """Hashes of the skeleton's first and last eight tokens: a template keeps at least one of them."""
+    toks = skeleton.split(" ")
+    head = " ".join(toks[:8]) if len(toks) >= 4 else ""
+    tail = " ".join(toks[-8:]) if len(toks) >= 12 else ""
+    return (zlib.crc32(head.encode()) if head else 0, zlib.crc32(tail.encode()) if tail else 0)
+
+
+def marker_bits(lower_head: str) -> int:
+    bits = 0
+    for rx, needles, bit in _CHECKS:
+        for nd in needles:
+            if nd in lower_head:
+                if rx.search(lower_head):
+                    bits |= bit
+                break
+    return bits
+
+
+def words(lower_text: str, limit: int = 64) -> list[str]:
+    """Content words (stopwords removed) of a lower-cased text, at most ``limit``."""
+    return [w for w in _WORD.findall(lower_text[: limit * 12]) if w not in STOPWORDS][:limit]
+
+
+def builds_on_answer(prompt_lower: str, prev_answer: str) -> bool:
+    """Whether a follow-up turn refers to the previous answer (shared words, or a short anaphoric follow-up)."""
+    if not prev_answer:
+        return False
+    pw = set(words(prompt_lower, 40))
+    if pw:
+        aw = set(words(prev_answer[:2000].lower(), 300))
+        if len(pw & aw) / len(pw) >= 0.2:
+            return True
+    return len(prompt_lower) < 300 and bool(_FOLLOW_UP.search(prompt_lower))
+
+
+def normalise(text: str) -> str:
+    """Whitespace- and case-folded text, for exact-match lookups."""
+    return _SPACE.sub(" ", text).strip().lower()

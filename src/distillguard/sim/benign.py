@@ -1,0 +1,189 @@
+"""Benign tenants: chat products, coding assistants, RAG apps, batch jobs, fine-tuning customers.
+
+Each function is a behaviour (see ``tenant``): it yields requests and receives the replies.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from . import templates as T
+from .corpus import Item
+from .tenant import CHAT, Behaviour, Req, Tenant
+from .timing import diurnal_times, think_time, working_hours_times
+
+MODELS = ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o")
+
+
+def chat_body(model: str, messages: list[dict[str, str]], **params: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
+    body.update({k: v for k, v in params.items() if v is not None})
+    return body
+
+
+def user_turns(item: Item) -> list[str]:
+    return [m["content"] for m in item.messages if m["role"] == "user" and m["content"].strip()]
+
+
+class TopicDrift:
+    """A tenant's interest over coarse topics, drifting as a random walk."""
+
+    def __init__(self, rng: random.Random, topics: list[str]) -> None:
+        self.rng = rng
+        self.topics = topics
+        self.w = [rng.lognormvariate(0, 1.0) for _ in topics]
+
+    def step(self) -> None:
+        self.w = [w * math.exp(self.rng.gauss(0, 0.35)) for w in self.w]
+
+    def pick(self) -> str:
+        return self.rng.choices(self.topics, weights=self.w)[0]
+
+
+def _session_params(rng: random.Random) -> dict[str, Any]:
+    p: dict[str, Any] = {}
+    if rng.random() < 0.5:
+        p["temperature"] = rng.choice((0.7, 0.8, 1.0, 0.5))
+    if rng.random() < 0.3:
+        p["max_tokens"] = rng.choice((512, 800, 1024, 2048))
+    if rng.random() < 0.25:
+        p["stream"] = True
+    return p
+
+
+def chat_product(t: Tenant, n: int) -> Behaviour:
+    """A chat app relaying real user conversations turn by turn; diurnal sessions, drifting topics."""
+    rng = t.rng
+    groups = t.corpus.by_topic(*t.corpus.user_pools)
+    if not groups:
+        return
+    drift = TopicDrift(rng, list(groups))
+    model = rng.choice(MODELS)
+    params = _session_params(rng)
+    system = None
+    if rng.random() < 0.6:
+        system = rng.choice(("You are a helpful assistant.", f"You are {t.ident.name}'s friendly assistant.",
+                             "You are a helpful assistant. Answer in the user's language.",
+                             f"You are the in-app assistant of {t.ident.name}. Be concise and polite."))
+    max_turns = rng.randint(3, 8)
+    sent = 0
+    for i, start in enumerate(_starts(t, n, 1.6, 0.35)):
+        if i % 15 == 14:
+            drift.step()
+        items = groups[drift.pick()]
+        item = items[rng.randrange(len(items))]
+        msgs: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+        ts = start
+        turns = user_turns(item)[:max_turns]
+        if rng.random() < 0.12:
+            turns.append(rng.choice(T.CHAT_FOLLOWUPS))
+        key = rng.randrange(len(t.ident.keys))
+        for u in turns:
+            msgs.append({"role": "user", "content": u})
+            reply = yield Req(ts, CHAT, chat_body(model, msgs, **params), key)
+            sent += 1
+            if sent >= n:
+                return
+            if reply.status != 200 or reply.text is None:
+                break
+            msgs.append({"role": "assistant", "content": reply.text})
+            ts += reply.latency_s + think_time(rng, len(reply.text))
+
+
+def _starts(t: Tenant, n: int, turns_per_session: float, burstiness: float) -> Iterator[float]:
+    """Session start times over the window, in rounds until the caller has sent its budget
+    (at most ``n`` sessions in all: every session sends at least one request)."""
+    left = n
+    while left > 0:
+        batch = max(1, min(left, int(left / turns_per_session) + 1))
+        yield from diurnal_times(t.rng, batch, t.t0, t.t1, t.tz_hours, burstiness=burstiness)
+        left -= batch
+
+
+def coding_assistant(t: Tenant, n: int) -> Behaviour:
+    """An IDE assistant: code questions with a system prompt, short follow-ups, working hours."""
+    rng = t.rng
+    sharegpt_code = t.corpus.by_topic("chat").get("code", ())
+    code = t.corpus.pool("code")
+    system = rng.choice(T.CODING_SYSTEMS)
+    model = rng.choice(("gpt-4o", "gpt-4o-mini"))
+    temp = rng.choice((None, 0.2, 0.0, 0.3))
+    sent = 0
+    for start in _starts(t, n, 1.35, 0.4):
+        src = sharegpt_code if sharegpt_code and rng.random() < 0.5 else code
+        if not src:
+            return
+        item = src[rng.randrange(len(src))]
+        msgs = [{"role": "system", "content": system}, {"role": "user", "content": item.first_user}]
+        ts = start
+        follow = rng.random() < 0.35
+        for step in range(2 if follow else 1):
+            reply = yield Req(ts, CHAT, chat_body(model, msgs, temperature=temp), 0)
+            sent += 1
+            if sent >= n or reply.status != 200 or reply.text is None:
+                if sent >= n:
+                    return
+                break
+            msgs = msgs + [{"role": "assistant", "content": reply.text},
+                           {"role": "user", "content": rng.choice(T.CODING_FOLLOWUPS)}]
+            ts += reply.latency_s + think_time(rng, 400)
+
+
+def rag_app(t: Tenant, n: int) -> Behaviour:
+    """Retrieval-augmented QA: long contexts from the tenant's document store + a user question."""
+    rng = t.rng
+    docs = t.corpus.docs
+    questions = t.corpus.pool(*t.corpus.user_pools)
+    if not docs or not questions:
+        return
+    store = [docs[rng.randrange(len(docs))] for _ in range(min(300, len(docs)))]
+    system = T.RAG_SYSTEM.format(company=t.ident.name)
+    model = rng.choice(MODELS)
+    k = rng.randint(3, 6)
+    for ts in diurnal_times(rng, n, t.t0, t.t1, t.tz_hours, burstiness=0.2):
+        ctx = "\n\n".join(f"[{i + 1}] {rng.choice(store)[:rng.randint(800, 4000)]}" for i in range(k))
+        q = questions[rng.randrange(len(questions))].first_user[:600]
+        msgs = [{"role": "system", "content": system},
+                {"role": "user", "content": f"Context:\n{ctx}\n\nQuestion: {q}"}]
+        yield Req(ts, CHAT, chat_body(model, msgs, temperature=rng.choice((0.0, 0.1, 0.2)), max_tokens=600),
+                  rng.randrange(len(t.ident.keys)))
+
+
+def batch_job(t: Tenant, n: int) -> Behaviour:
+    """Internal classifiers and summarisers over documents: fixed templates, temperature 0, steady runs."""
+    rng = t.rng
+    jobs = rng.sample(T.BATCH_TEMPLATES, rng.randint(1, 2))
+    tickets = t.corpus.pool(*t.corpus.user_pools)
+    docs = t.corpus.docs
+    per_hour = rng.choice((120, 300, 600, 1200, 2400))
+    model = "gpt-4o-mini"
+    times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, per_hour)
+    for i, ts in enumerate(times):
+        kind, tmpl = jobs[i % len(jobs)] if rng.random() < 0.8 else rng.choice(jobs)
+        if kind in ("summarize", "tag", "extract") and docs:
+            doc = docs[rng.randrange(len(docs))][: rng.randint(600, 3000)]
+        else:
+            doc = tickets[rng.randrange(len(tickets))].first_user[:1500] if tickets else ""
+        max_tokens = 5 if kind == "classify" else rng.choice((150, 200, 300))
+        body = chat_body(model, [{"role": "user", "content": tmpl.format(doc=doc)}], temperature=0,
+                         max_tokens=max_tokens)
+        yield Req(ts, CHAT, body, i % len(t.ident.keys))
+
+
+def finetune_customer(t: Tenant, n: int) -> Behaviour:
+    """Building a fine-tuning set for the provider's own models: templated, steady, allowed."""
+    rng = t.rng
+    tmpl = rng.choice(T.FINETUNE_TEMPLATES)
+    questions = t.corpus.pool(*t.corpus.user_pools)
+    if not questions:
+        return
+    model = rng.choice(("gpt-4o", "gpt-4o-mini"))
+    times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, rng.choice((60, 180, 400)))
+    for i, ts in enumerate(times):
+        q = questions[rng.randrange(len(questions))].first_user[:1200]
+        body = chat_body(model, [{"role": "user", "content": tmpl.format(company=t.ident.name, q=q)}],
+                         temperature=rng.choice((0.7, 0.7, 1.0)))
+        yield Req(ts, CHAT, body, i % len(t.ident.keys))
