@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     org_limits: LimitValues = Field(default_factory=lambda: LimitValues(rpm=600, tpm=2_000_000))
     key_limits: LimitValues = Field(default_factory=LimitValues)
 
+    detection: bool = True  # online distillation detection on live traffic (signals in the admin API)
+    detection_target_fpr: float = 0.001  # account-level false-positive rate the flag threshold is calibrated for
     watermark: bool = True  # per-account output watermark on every answer (see also ModelRoute.watermark)
     watermark_exempt_orgs: list[str] = Field(default_factory=list)  # org ids whose answers stay unmarked
     max_body_bytes: int = 2_000_000

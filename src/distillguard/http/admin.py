@@ -60,6 +60,24 @@ async def show_org(org: str, request: Request) -> Response:
     return ORJSONResponse(d)
 
 
+@router.get("/signals", summary="Accounts the online detector currently flags or labels, highest score first")
+async def signals(request: Request) -> Response:
+    det = request.app.state.detector
+    if det is None or det.target is None:
+        return ORJSONResponse({"accounts": [], "ready": False})
+    return ORJSONResponse({"accounts": det.target.flagged(), "ready": True})
+
+
+@router.get("/orgs/{org}/signals", summary="Online detection signals of one org: score, label, reasons")
+async def org_signals(org: str, request: Request) -> Response:
+    acc = _access(request)
+    oid = acc.resolve_org(org).id
+    det = request.app.state.detector
+    sig = det.target.signals(oid) if det is not None and det.target is not None else None
+    return ORJSONResponse(sig or {"org": oid, "score": 0.0, "label": "benign", "flagged": False, "requests": 0,
+                                  "reasons": []})
+
+
 # Account state changes: path action → (AccessService method, body model carrying its text, summary).
 STATE_ACTIONS: dict[str, tuple[str, type[Reason] | type[Message] | None, str]] = {
     "approve": ("approve", None, "Approve a Limited Access application"),

@@ -18,6 +18,7 @@ from .. import __version__
 from ..config import Settings, load_settings
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..gateway import Gateway, RequestContext
+from ..gateway.deferred import Deferred
 from ..ledger.store import LedgerStore
 from ..ledger.factory import writer_from_settings
 from ..limits.factory import make_limiter
@@ -59,6 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await events.start()
             metrics.track_events(events)
             observers.append(events.observe)
+        online = None
+        if settings.detection:
+            def build() -> Any:
+                from ..detect.online import OnlineDetector
+
+                return OnlineDetector(target_fpr=settings.detection_target_fpr)
+
+            online = Deferred(build)
+            await online.start()
+            observers.append(online)
         marker = None
         if settings.watermark:
             from ..watermark import Watermarker
@@ -77,12 +88,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ledger = writer
         app.state.metrics = metrics
         app.state.gateway = gateway
+        app.state.detector = online
         try:
             yield
         finally:
             await gateway.drain()
             if events is not None:
                 await events.aclose()
+            if online is not None:
+                await online.aclose()
             await asyncio.to_thread(writer.close)
             await upstreams.aclose()
             await limiter.aclose()
