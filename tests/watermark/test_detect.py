@@ -51,3 +51,14 @@ def test_key_rotation_old_versions_still_detect(dense_text):
 def test_no_scorable_text():
     v = WM.detect("x = 1", ORGS)
     assert (v.detected, v.p_value, v.tokens_scored, v.org) == (False, 1.0, 0, None)
+
+
+def test_detect_many_pools_evidence_and_dedupes_across_texts(real_answers):
+    texts = [WM.apply(a, "org_2") for a in real_answers[:40]]
+    singles = [WM.detect(t, ORGS) for t in texts]
+    pooled = WM.detect_many(texts, ORGS)
+    assert pooled.detected and pooled.org == "org_2"
+    assert pooled.tokens_scored <= sum(v.tokens_scored for v in singles)
+    assert WM.detect_many(texts + texts, ORGS).tokens_scored == pooled.tokens_scored
+    assert not WM.detect_many(real_answers[:40], ORGS).detected
+    assert not WM.detect_many(texts, [o for o in ORGS if o != "org_2"]).detected

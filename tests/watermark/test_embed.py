@@ -88,3 +88,27 @@ def test_stream_holds_back_little():
     assert s.feed("st ") == " is fast"
     assert s.feed("  ") == ""
     assert s.flush() == "   "
+
+
+def _variants(text: str, n: int = 24) -> set[str]:
+    return {WM.apply(text, f"org_{i}") for i in range(n)}
+
+
+def test_only_before_whitelist_decides_where_text_changes():
+    assert _variants("We can help with the move.") == {"We can help with the move.", "We can assist with the move."}
+    assert _variants("This will help them.") == {"This will help them."}  # no "with": left alone
+
+
+def test_after_comma_flag():
+    out = _variants("Fruits, such as apples, are sweet.")
+    assert out == {"Fruits, such as apples, are sweet.", "Fruits, including apples, are sweet."}
+    assert _variants("Fruits such as apples are sweet.") == {"Fruits such as apples are sweet."}
+
+
+def test_every_scored_bit_of_marked_real_text_is_a_hit(real_answers):
+    from distillguard.watermark import positions, score
+
+    for a in real_answers[:30]:
+        marked = WM.apply(a, "org_h")
+        s = score(positions(marked, WM.lexicon), WM.key("org_h"))
+        assert s.hits == s.trials

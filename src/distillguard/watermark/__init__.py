@@ -1,6 +1,6 @@
 """Keyed per-account black-box text watermark: lexical alternations chosen by a keyed hash of the context."""
 
-from .detect import Position, Score, Verdict, detect, positions, score
+from .detect import Position, Score, Verdict, detect, merge, positions, score
 from .embed import StreamEmbedder
 from .keys import OrgKey, keys_for, org_key
 from .lexicon import AltSet, Lexicon, load_lexicon, parse_lexicon
@@ -19,6 +19,7 @@ __all__ = [
     "detect",
     "keys_for",
     "load_lexicon",
+    "merge",
     "org_key",
     "parse_lexicon",
     "positions",

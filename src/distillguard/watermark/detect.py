@@ -64,6 +64,18 @@ def positions(text: str, lexicon: Lexicon) -> list[Position]:
     return out
 
 
+def merge(groups: Iterable[list[Position]]) -> list[Position]:
+    """The positions of several texts (e.g. many answers of one account) as one sample, each (context, set) once."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Position] = []
+    for pos in groups:
+        for p in pos:
+            if (p.context, p.set_id) not in seen:
+                seen.add((p.context, p.set_id))
+                out.append(p)
+    return out
+
+
 def score(pos: list[Position], key: OrgKey) -> Score:
     hits = trials = 0
     for p in pos:

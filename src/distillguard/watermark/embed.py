@@ -9,21 +9,16 @@ from .lexicon import Lexicon
 from .walker import Slot, Walker
 
 _PAIR_RE = re.compile(r"(\s*)(\S+)")
-_I_WORDS = frozenset({"i", "i'm", "i'll"})
 
 
 def embed_choice(key: OrgKey, slot: Slot) -> tuple[str, ...] | None:
-    """The variant to write for a slot, or None to keep the text as it is."""
+    """The variant to write for a slot, or None to keep the text as it is.
+
+    Every slot that detection scores is written (the rules live in ``Slot.detectable``), so unmodified
+    watermarked text scores a hit on every scored bit.
+    """
     if not slot.detectable():
         return None
-    first = slot.items[0]
-    if slot.alt.start and not first.sent_start:
-        return None
-    core = first.core
-    if len(core) > 1 and core.isupper():
-        return None  # shouting / acronym-like: leave it
-    if core[0].isupper() and not first.sent_start and slot.alt.variants[slot.index][0] not in _I_WORDS:
-        return None  # capitalised mid-sentence: a name or a title
     g = key.choice(slot.context, slot.alt.id, len(slot.alt.variants))
     return None if g == slot.index else slot.alt.variants[g]
 

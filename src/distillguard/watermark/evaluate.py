@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import random
 import re
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .watermarker import Watermarker
 
 LENGTHS = (100, 200, 400)
 N_ORGS = 10
+BATCHES = (3, 5, 10)
 _NUM_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -74,6 +76,7 @@ def _final_number(text: str) -> str | None:
 def evaluate(corpus_dir: Path | None, n: int = 200, seed: int = 7, secret: str = "eval-secret",
              log: Callable[[str], None] = lambda s: None) -> Table:
     wm = Watermarker(secret)
+    needed = math.log2(N_ORGS / wm.threshold)
     enc = get_encoding("o200k_base")
     corpus = load_eval_corpus(corpus_dir)
     log(f"{len(corpus.answers)} test answers, {len(corpus.gsm8k)} gsm8k, {len(corpus.humaneval)} humaneval")
@@ -93,7 +96,9 @@ def evaluate(corpus_dir: Path | None, n: int = 200, seed: int = 7, secret: str =
     fp_plain: list[str] = []
     fp_other: list[str] = []
     bits: list[str] = []
-    batch: list[str] = []
+    batch: dict[int, list[str]] = {k: [] for k in BATCHES}
+    dens: list[str] = []
+    mean_bits: list[float] = []
     for length in LENGTHS:
         pool = [a for a in corpus.answers if len(enc.encode(a, disallowed_special=())) >= length]
         sample = random.Random(seed + length).sample(pool, min(n, len(pool)))
@@ -117,16 +122,23 @@ def evaluate(corpus_dir: Path | None, n: int = 200, seed: int = 7, secret: str =
         fp_other.append(f"{fo}/{len(marked)}")
         trials = [wm.detect(t, orgs[:1]).tokens_scored for t in marked]
         bits.append(f"{sum(trials) / len(trials):.1f}")
-        # batches of 10 answers of one org: re-embed the same answers with a single org
-        same = [[enc.decode(enc.encode(wm.apply(a, orgs[0]), disallowed_special=())[:length]) for a in
-                 sample[i:i + 10]] for i in range(0, len(sample) - 9, 10)]
-        bh = sum(wm.detect("\n\n".join(g), orgs).org == orgs[0] for g in same)
-        batch.append(f"{bh}/{len(same)}" if same else "n/a")
+        dens.append(f"{sum(trials) / len(trials) / length * 100:.2f}")
+        # batches of k answers of one org: re-embed the same answers with a single org, test them together
+        same = [enc.decode(enc.encode(wm.apply(a, orgs[0]), disallowed_special=())[:length]) for a in sample]
+        for k in BATCHES:
+            groups = [same[i:i + k] for i in range(0, len(same) - k + 1, k)]
+            bh = sum(wm.detect_many(g, orgs).org == orgs[0] for g in groups)
+            batch[k].append(f"{bh}/{len(groups)}" if groups else "n/a")
+        mean_bits.append(sum(trials) / len(trials))
     table_rows = [(f"detected: {k}", v) for k, v in rows.items()]
-    table_rows.append(("detected: batch of 10 answers, one org", batch))
+    for k in BATCHES:
+        table_rows.append((f"detected: {k} answers of one org together", batch[k]))
     table_rows.append(("false positives: unwatermarked", fp_plain))
     table_rows.append(("false positives: other orgs' keys", fp_other))
     table_rows.append(("mean fair bits scored per text", bits))
+    table_rows.append(("fair bits per 100 tokens", dens))
+    table_rows.append(("answers needed (all-hit bits ≥ log2(orgs/threshold))",
+                       [f"{needed / b:.1f}" if b else "n/a" for b in mean_bits]))
     gsm_changed = sum(_final_number(wm.apply(t, orgs[0])) != _final_number(t) for t in corpus.gsm8k)
     gsm_text = sum(wm.apply(t, orgs[0]) != t for t in corpus.gsm8k)
     he_changed = sum(wm.apply(t, orgs[0]) != t for t in corpus.humaneval)

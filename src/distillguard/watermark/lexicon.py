@@ -23,8 +23,11 @@ class AltSet:
     start: bool = False  # only at the start of a sentence
     comma: bool = False  # only when followed by ","
     word_next: bool = False  # only when the next word is a lowercase word
+    after_comma: bool = False  # only right after a word that ends with ","
     not_after: frozenset[str] = frozenset()
     not_before: frozenset[str] = frozenset()
+    only_after: frozenset[str] = frozenset()  # if set: only after one of these words
+    only_before: frozenset[str] = frozenset()  # if set: only before one of these words
 
     @property
     def bits(self) -> int:
@@ -63,8 +66,12 @@ def parse_lexicon(text: str) -> Lexicon:
                 opts["not_after"] = frozenset(flag[2:].split(","))
             elif flag.startswith("Y="):
                 opts["not_before"] = frozenset(flag[2:].split(","))
+            elif flag.startswith("A="):
+                opts["only_after"] = frozenset(flag[2:].split(","))
+            elif flag.startswith("B="):
+                opts["only_before"] = frozenset(flag[2:].split(","))
             else:
-                opts.update(start="S" in flag, comma="C" in flag, word_next="W" in flag)
+                opts.update(start="S" in flag, comma="C" in flag, word_next="W" in flag, after_comma="P" in flag)
         s = AltSet(id=len(sets), variants=variants, **opts)  # type: ignore[arg-type]
         for i, v in enumerate(variants):
             if v in phrases:

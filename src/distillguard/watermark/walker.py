@@ -17,6 +17,7 @@ from .scan import WORD_RE, Protector
 
 _NORM_RE = re.compile(r"[^a-z0-9']")
 ARTICLES = frozenset({"a", "an"})
+I_WORDS = frozenset({"i", "i'm", "i'll", "i've", "i'd"})
 
 
 def norm_word(chunk: str) -> str:
@@ -50,6 +51,7 @@ class Slot:
     context: str  # the previous word (normalised)
     next_word: str | None = None  # the following chunk, normalised (None: end of text)
     next_is_word: bool = False
+    after_comma: bool = False  # the previous chunk ended with ","
 
     @property
     def comma_follows(self) -> bool:
@@ -62,16 +64,25 @@ class Slot:
             return False
         if a.not_before and self.next_word in a.not_before:
             return False
+        if a.only_after and self.context not in a.only_after:
+            return False
+        if a.only_before and self.next_word not in a.only_before:
+            return False
         if a.word_next and (not self.next_is_word or self.items[-1].trail):
             return False
         if a.comma and not self.comma_follows:
             return False
-        if a.start and not self.loose_start():
+        if a.after_comma and not self.after_comma:
             return False
-        return not (a.mixed_article and self.context == "a")
-
-    def loose_start(self) -> bool:
-        return self.items[0].sent_start or not self.context
+        if a.start and not self.items[0].sent_start:
+            return False
+        if a.mixed_article and self.context == "a":
+            return False
+        core = self.items[0].core
+        if len(core) > 1 and core.isupper():
+            return False  # shouting / acronym-like: left alone
+        # capitalised mid-sentence: a name or a title (except "I ...")
+        return not (core[0].isupper() and not self.items[0].sent_start and self.alt.variants[self.index][0] not in I_WORDS)
 
 
 Decide = Callable[[Slot], "tuple[str, ...] | None"]
@@ -86,6 +97,7 @@ class Walker:
         self.context = ""
         self.prefix: Item | None = None
         self.waiting: Slot | None = None
+        self.after_comma = False
 
     # ---- input ---------------------------------------------------------------------------
     def pair(self, ws: str, chunk: str) -> None:
@@ -134,8 +146,8 @@ class Walker:
 
     def _complete(self, items: list[Item], set_id: int, index: int) -> None:
         alt = self.lex.sets[set_id]
-        slot = Slot(alt, index, items, self.context)
-        if alt.word_next or alt.not_before:
+        slot = Slot(alt, index, items, self.context, after_comma=self.after_comma)
+        if alt.word_next or alt.not_before or alt.only_before:
             self.waiting = slot
         else:
             self._resolve(slot)
@@ -154,11 +166,12 @@ class Walker:
             text = text.replace("'", "’")
         self.out.append(first.ws + first.lead + text + last.trail)
         self.context = norm_word(words[-1])
+        self.after_comma = last.trail.endswith(",")
 
     def _emit(self, item: Item) -> None:
         self.out.append(item.ws + item.chunk)
-        w = norm_word(item.chunk)
-        self.context = w
+        self.context = norm_word(item.chunk)
+        self.after_comma = item.chunk.endswith(",") and not item.protected
 
     def take_output(self) -> str:
         s = "".join(self.out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .detect import Verdict, detect, positions
+from .detect import Verdict, detect, merge, positions
 from .embed import StreamEmbedder
 from .keys import OrgKey, keys_for
 from .lexicon import Lexicon, load_lexicon
@@ -63,3 +63,9 @@ class Watermarker:
     def detect(self, text: str, org_ids: Iterable[str], threshold: float | None = None) -> Verdict:
         keys = [k for o in dict.fromkeys(org_ids) for k in self.keys(o)]
         return detect(positions(text, self.lexicon), keys, self.threshold if threshold is None else threshold)
+
+    def detect_many(self, texts: Iterable[str], org_ids: Iterable[str], threshold: float | None = None) -> Verdict:
+        """One test over several texts (each walked on its own, contexts deduplicated across them)."""
+        keys = [k for o in dict.fromkeys(org_ids) for k in self.keys(o)]
+        pos = merge(positions(t, self.lexicon) for t in texts)
+        return detect(pos, keys, self.threshold if threshold is None else threshold)
