@@ -10,7 +10,7 @@ from .detect import detect
 from .ledger import ledger_app
 from .serve import serve
 from .simulate import simulate
-from .trace import trace, trace_eval
+from .trace import probe, probe_eval, trace, trace_eval
 from .watermark import watermark_app
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.command("simulate")(simulate)
 app.command("detect")(detect)
 app.command("trace")(trace)
 app.command("trace-eval")(trace_eval)
+app.command("probe")(probe)
+app.command("probe-eval")(probe_eval)
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(limits_app, name="limits")

@@ -5,8 +5,9 @@ Also ``trace eval`` (``trace_eval``): the labelled evaluation of forensics/evalu
 
 from __future__ import annotations
 
+
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -67,7 +68,7 @@ def trace(
         added = index.update_from_ledger(ledger, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, visible=False)
         t2 = prog.add_task("tracing", total=len(records))
-        result = trace_records(records, index, keep_matches=report is not None,
+        result = trace_records(records, index, keep_matches=report is not None, evidence=_evidence(settings, store, index),
                                progress=lambda n: prog.update(t2, completed=n))
     result["summary"]["index_added"] = added
     matches = result.pop("_matches", {})
@@ -88,6 +89,16 @@ def trace(
     for o in s["orgs"]:
         table.add_row(str(o["org"]), str(o["records"]))
     err_console.print(table)
+
+
+def _evidence(settings: Any, store: Any, index: OutputIndex) -> list[Any]:
+    """Prompt matches, and the watermark of every org (per record, and pooled per org over the dataset)."""
+    from ..forensics.trace import prompt_evidence
+    from ..forensics.wmevidence import WatermarkEvidence
+    from ..watermark import Watermarker
+
+    org_ids = [o.id for o in store.access.list_orgs()]
+    return [prompt_evidence(index), WatermarkEvidence(Watermarker(settings.secret.get_secret_value()), org_ids)]
 
 
 def _fail(code: str, message: str, as_json: bool) -> NoReturn:
@@ -126,3 +137,83 @@ def trace_eval(
     from rich.console import Console
 
     Console().print(table)
+
+
+def probe(
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Base URL of an OpenAI-compatible server (…/v1)."),
+    model_file: Path | None = typer.Option(None, "--model-file", help="A local n-gram model file instead."),
+    model: str | None = typer.Option(None, "--model", help="Model name to ask the endpoint for."),
+    org: str | None = typer.Option(None, "--org", help="Test only this org's keys (default: every org)."),
+    samples: int = typer.Option(200, "--samples", help="Generations to score."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Test a suspect model for inherited watermarks (contracts §2); key from DG_PROBE_API_KEY if needed."""
+    import os
+    import random
+
+    from ..forensics.radioactivity import (
+        NgramLM,
+        endpoint_generations,
+        probe_texts,
+        sample_model,
+    )
+    from ..upstreams.corpus import answer_points, iter_corpus
+    from ..watermark import Watermarker
+
+    if (endpoint is None) == (model_file is None):
+        _fail("invalid_option", "give exactly one of --endpoint and --model-file", as_json)
+    settings = load_settings()
+    store = open_store(settings)
+    access = store.access  # type: ignore[attr-defined]
+    orgs = [access.resolve_org(org).id] if org else [o.id for o in access.list_orgs()]
+    assert settings.secret is not None
+    wm = Watermarker(settings.secret.get_secret_value())
+    if model_file is not None:
+        try:
+            texts = sample_model(NgramLM.load(model_file), samples)
+        except (ValueError, OSError) as e:
+            _fail("invalid_model", str(e), as_json)
+    else:
+        prompts: list[str] = []
+        for rec in iter_corpus(None):
+            for ap in answer_points(rec):
+                prompts += [m["content"] for m in ap.context[-1:] if m["role"] == "user"]
+        random.Random(0).shuffle(prompts)
+        texts = endpoint_generations(endpoint, prompts[:samples], model, os.environ.get("DG_PROBE_API_KEY"))  # type: ignore[arg-type]
+    res = probe_texts(texts, wm, orgs)
+    if as_json:
+        emit(res, True)
+        return
+    err_console.print(f"detected={res['detected']} org={res['org']} bits scored={res['tokens_scored']}")
+    for r in res["orgs"][:10]:
+        err_console.print(f"  {r['org']}: p={r['p_value']:.3g} z={r['z']}")
+
+
+def probe_eval(
+    clean_models: int = typer.Option(100, "--clean-models"),
+    samples: int = typer.Option(1000, "--samples"),
+    corpus: Path | None = typer.Option(None, "--corpus"),
+    seed: int = typer.Option(7, "--seed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Radioactivity on real trained n-gram LMs: p-value per watermarked share, clean-model false positives."""
+    from ..forensics.evaluate import SHARED_DATA, load_points
+    from ..forensics.radioactivity import evaluate
+
+    if corpus is None and SHARED_DATA.is_dir():
+        corpus = SHARED_DATA
+    answers = [p.answer for p in load_points(corpus, "dev") if len(p.answer.split()) >= 20]
+    res = evaluate(answers, clean_models=clean_models, samples=samples, seed=seed, log=lambda s: err_console.print(s))
+    if as_json:
+        emit(res, True)
+        return
+    table = Table(title="probe evaluation (word trigram LMs)")
+    for col in ("watermarked share", "train words", "p (org_suspect)", "z", "bits scored"):
+        table.add_column(col, justify="right")
+    for r in res["rates"]:
+        table.add_row(f"{r['rate']:.0%}", str(r["train_words"]), f"{r['p_value']:.3g}", str(r["z"]), str(r["tokens_scored"]))
+    from rich.console import Console
+
+    Console().print(table)
+    Console().print(f"clean models: {res['clean_below_0.01']}/{res['clean_models']} with p < 0.01 "
+                    f"(min p {res['clean_min_p']:.3g})")

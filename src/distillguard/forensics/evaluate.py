@@ -23,9 +23,19 @@ from .adversary import as_format, presidio_available, transform
 from .formats import read_dataset
 from .index import Output, OutputIndex
 from .normalize import normalize, tokens
-from .trace import VERIFY_THRESHOLD, trace_records
+from .trace import (
+    MIN_DISTINCT,
+    VERIFY_THRESHOLD,
+    Evidence,
+    _verified,
+    prompt_evidence,
+    trace_records,
+)
+from .wmevidence import WatermarkEvidence
 
 SHARED_DATA = Path("/work/shared/data")
+EVAL_SECRET = "distillguard-trace-eval"  # the evaluation's own watermark secret (stored answers are marked)
+DUP_CONTAINMENT = 0.8  # an unrelated answer with this share of its shingles in one stored answer is a copy
 MIN_POSITIVE_WORDS = 20  # shorter answers ("Yes.", a number) cannot be attributed by their text
 
 
@@ -87,15 +97,44 @@ def build_case(points: Sequence[Point], n_orgs: int, seed: int, limit: int | Non
         labels.append({"derived": True, "org": o.org, "request": o.id, "transforms": applied})
     for p in other:
         dataset.append(as_format(p.prompt, p.answer, rng.choice(("alpaca", "sharegpt", "openai", "text"))))
-        labels.append({"derived": False, "org": None, "request": None, "transforms": []})
+        labels.append({"derived": False, "org": None, "request": None, "transforms": [], "text": p.answer})
     order = list(range(len(dataset)))
     rng.shuffle(order)
     return outputs, [dataset[i] for i in order], [labels[i] for i in order]
 
 
+def near_copies(labels: list[dict[str, Any]], index: OutputIndex, originals: dict[str, str],
+                containment_min: float = DUP_CONTAINMENT) -> tuple[int, int]:
+    """Mark unrelated records whose answer is itself a near-copy of a stored output (``label["dup"]``).
+
+    Content-based, on the original (unwatermarked) texts and exact normalised shingle sets: a copy when
+    at least ``containment_min`` of the record's shingles are in one stored answer (among its LSH
+    candidates). Such a pair is no valid negative: the same text exists on both sides of the split (the
+    same standard code in two corpora, a templated tool answer, a canned reply). Returns (copies, how
+    many of the negatives the unweighted verifier alone would have matched) for the report.
+    """
+    neg = [lab for lab in labels if not lab["derived"]]
+    sk = index.sketcher
+    sketches = [sk.sketch(lab["text"]) for lab in neg]
+    copies = verifier = 0
+    for lab, s, cands in zip(neg, sketches, index.candidates(sketches)):
+        lab["dup"] = False
+        if cands and _verified(cands[0], s, VERIFY_THRESHOLD):
+            verifier += 1
+        mine = sk.shingle_set(lab["text"])
+        for c in cands[:3]:
+            if mine and len(mine & sk.shingle_set(originals[c.entry.id])) >= containment_min * len(mine):
+                lab["dup"] = True
+                copies += 1
+                break
+    return copies, verifier
+
+
 def metrics(results: Sequence[dict[str, Any]], labels: Sequence[dict[str, Any]]) -> dict[str, Any]:
     tp = fp = fn = org_ok = req_ok = 0
     for r, lab in zip(results, labels):
+        if lab.get("dup"):
+            continue  # not a valid negative (see near_copies)
         if r["derived"] and lab["derived"]:
             tp += 1
             org_ok += r["org"] == lab["org"]
@@ -105,7 +144,7 @@ def metrics(results: Sequence[dict[str, Any]], labels: Sequence[dict[str, Any]])
         elif lab["derived"]:
             fn += 1
     return {
-        "records": len(labels), "positives": tp + fn, "tp": tp, "fp": fp, "fn": fn,
+        "records": sum(not lab.get("dup") for lab in labels), "positives": tp + fn, "tp": tp, "fp": fp, "fn": fn,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "correct_org": org_ok / tp if tp else 0.0,
@@ -120,37 +159,94 @@ def evaluate(
     seed: int = 7,
     limit: int | None = None,
     thresholds: Sequence[float] | None = None,
+    distincts: Sequence[float] | None = None,
+    watermark: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one evaluation; with ``thresholds`` (dev only) metrics per verification threshold."""
+    """Run one evaluation; with ``thresholds``/``distincts`` (dev only) metrics per setting.
+
+    With ``watermark`` the stored outputs are watermarked with their org's key (as the gateway does)
+    and the watermark evidence provider runs; the summary gets the dataset-level watermark verdict.
+    """
+    from ..watermark import Watermarker
+
     if corpus_dir is None and SHARED_DATA.is_dir():
         corpus_dir = SHARED_DATA
     points = load_points(corpus_dir, split)
     outputs, dataset, labels = build_case(points, n_orgs, seed + (0 if split == "dev" else 1000), limit)
+    originals = {o.id: o.answer for o in outputs}
+    wm = Watermarker(EVAL_SECRET) if watermark else None
+    orgs = sorted({o.org for o in outputs if o.org})
+    if wm is not None:  # the adversary harvested marked answers: rebuild the positives from marked text
+        outputs, dataset = _marked_case(outputs, dataset, labels, wm, seed)
     if log:
         log(f"{split}: {len(outputs)} stored outputs, {len(dataset)} dataset records, "
             f"{sum(lab['derived'] for lab in labels)} derived")
     index = OutputIndex.memory()
     index.add_outputs(outputs)
+    copies, verifier_hits = near_copies(labels, index, originals)
+    if log:
+        log(f"{copies} unrelated records are near-copies of stored outputs (dropped as negatives); "
+            f"the unweighted verifier alone matches {verifier_hits}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "suspect.jsonl"
         with open(path, "w") as f:
             f.writelines(json.dumps(rec) + "\n" for rec in dataset)
         records = list(read_dataset(path))
+
+    def providers() -> list[Evidence]:
+        out: list[Evidence] = [prompt_evidence(index)]
+        if wm is not None:
+            out.append(WatermarkEvidence(wm, orgs))
+        return out
+
     per_threshold: dict[str, Any] = {}
-    if thresholds:
-        res = trace_records(records, index, threshold=min(thresholds), keep_matches=True)
-        scores = {i: m.candidate.score for i, m in res["_matches"].items()}
-        for t in thresholds:
-            rows = [dict(r, derived=r["derived"] and scores.get(r["index"], 0.0) >= t) for r in res["records"]]
-            per_threshold[f"{t:.2f}"] = metrics(rows, labels)
-    res = trace_records(records, index)
+    if thresholds or distincts:
+        res = trace_records(records, index, threshold=min(thresholds or [VERIFY_THRESHOLD]), min_distinct=0.0,
+                            keep_matches=True, evidence=[prompt_evidence(index)])
+        ms = res["_matches"]
+        for t in thresholds or [VERIFY_THRESHOLD]:
+            for d in distincts or [MIN_DISTINCT]:
+                rows = [dict(r, derived=r["derived"] and ms[r["index"]].score >= t
+                             and (ms[r["index"]].weighted is None or ms[r["index"]].weighted.distinct >= d))
+                        for r in res["records"]]
+                per_threshold[f"{t:.2f}/{d:g}"] = metrics(rows, labels)
+    res = trace_records(records, index, evidence=providers())
     m = metrics(res["records"], labels)
+    unweighted = metrics(_unweighted(records, index), labels)
     misses = [(lab["transforms"], rec) for r, lab, rec in zip(res["records"], labels, dataset)
               if lab["derived"] and not r["derived"]]
     stored = {o.id: o.answer for o in outputs}
-    false_pos = [(rec, r["evidence"], stored[r["matched_request"]]) for r, lab, rec in zip(res["records"], labels, dataset)
-                 if r["derived"] and not lab["derived"]]
+    false_pos = [(rec, r["evidence"], stored.get(r["matched_request"] or "", "")) for r, lab, rec
+                 in zip(res["records"], labels, dataset) if r["derived"] and not lab["derived"] and not lab.get("dup")]
+    wm_only = sum(1 for r, lab in zip(res["records"], labels) if r["derived"] and r["matched_request"] is None
+                  and lab["derived"])
     return {"split": split, "corpus": str(corpus_dir or "compact"), "threshold": VERIFY_THRESHOLD,
-            "index_size": len(outputs), "presidio": presidio_available(), **m,
+            "min_distinct": MIN_DISTINCT, "index_size": len(outputs), "presidio": presidio_available(),
+            "watermark": watermark, "dropped_negatives": copies, "verifier_matched_negatives": verifier_hits,
+            **m, "found_by_watermark_only": wm_only,
+            "unweighted": unweighted, "dataset_watermark": res["summary"].get("watermark"),
             "per_threshold": per_threshold, "misses": misses[:5], "false_positives": false_pos[:5]}
+
+
+def _unweighted(records: Sequence[Any], index: OutputIndex) -> list[dict[str, Any]]:
+    """Trace without the common-text discount (the previous verifier), MinHash evidence only."""
+    df, index.df = index.df, None
+    try:
+        return trace_records(records, index, evidence=[])["records"]
+    finally:
+        index.df = df
+
+
+def _marked_case(outputs: list[Output], dataset: list[dict[str, Any]], labels: list[dict[str, Any]],
+                 wm: Any, seed: int) -> tuple[list[Output], list[dict[str, Any]]]:
+    """Stored outputs watermarked with their org's key; positives re-derived from the marked answers."""
+    marked = [Output(o.id, o.org, o.ts, o.prompt, wm.apply(o.answer, o.org)) for o in outputs]
+    by_id = {o.id: o for o in marked}
+    rng = random.Random(seed + 17)
+    new = list(dataset)
+    for i, lab in enumerate(labels):
+        if lab["derived"]:
+            o = by_id[lab["request"]]
+            new[i], lab["transforms"] = transform(o.prompt, o.answer, rng)
+    return marked, new

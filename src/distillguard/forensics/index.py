@@ -33,11 +33,12 @@ from .sketch import (
     containment,
     jaccard,
 )
+from .weights import ShingleDF, shingle_hashes
 
 LSH_THRESHOLD = 0.3  # candidate generation (Jaccard); verification decides
 LSH_WEIGHTS = (0.3, 0.7)  # favour recall: a false candidate costs only one comparison
 OVERLAP_S = 900.0  # re-read this much before the high-water mark (long requests are written late)
-_FILES = ("lsh.pkl", "entries.json", "sig.npy", "psig.npy", "num.npy")
+_FILES = ("lsh.pkl", "entries.json", "sig.npy", "psig.npy", "num.npy", "df.npz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +95,10 @@ class OutputIndex:
     """MinHash LSH over stored outputs + the entry table; query with sketches of suspect texts."""
 
     def __init__(self, lsh: MinHashLSH, entries: EntryTable, sketcher: Sketcher,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None, df: ShingleDF | None = None) -> None:
         self.lsh, self.entries, self.sketcher, self.directory = lsh, entries, sketcher, directory
+        # shingle document frequencies (None: not kept, e.g. the Redis layout, or an index built before them)
+        self.df = df
 
     # ---- construction -----------------------------------------------------------------------
     @staticmethod
@@ -106,7 +109,7 @@ class OutputIndex:
     @classmethod
     def memory(cls, num_perm: int = NUM_PERM, directory: Path | None = None) -> OutputIndex:
         return cls(cls._new_lsh(num_perm), ArrayEntries(num_perm, PROMPT_PERM, directory),
-                   Sketcher(num_perm, SHINGLE), directory)
+                   Sketcher(num_perm, SHINGLE), directory, ShingleDF())
 
     @classmethod
     def open_dir(cls, directory: str | Path, num_perm: int = NUM_PERM, mmap: bool = False) -> OutputIndex:
@@ -117,7 +120,7 @@ class OutputIndex:
         with open(d / "lsh.pkl", "rb") as f:
             lsh = pickle.load(f)
         entries = ArrayEntries.load(d, mmap=mmap)
-        return cls(lsh, entries, Sketcher(entries.num_perm, SHINGLE), d)
+        return cls(lsh, entries, Sketcher(entries.num_perm, SHINGLE), d, ShingleDF.load(d))
 
     @classmethod
     def redis(cls, url: str, prefix: str = "dg:forensics:", num_perm: int = NUM_PERM) -> OutputIndex:
@@ -148,15 +151,21 @@ class OutputIndex:
                 continue
             rows = self.entries.next_rows(len(fresh))  # type: ignore[attr-defined]
             entries: list[Entry] = []
+            docs: list[np.ndarray] = []
             with self.lsh.insertion_session(buffer_size=len(fresh) * self.lsh.b + 16) as session:
                 for row, o in zip(rows, fresh):
-                    a = self.sketcher.sketch(o.answer)
+                    sh = self.sketcher.shingle_set(o.answer)
+                    a = self.sketcher.sketch_set(sh)
+                    if self.df is not None:
+                        docs.append(shingle_hashes(self.sketcher.proto, list(sh)))
                     p = self.sketcher.sketch(o.prompt)
                     session.insert(row, a.minhash, check_duplication=False)
                     entries.append(Entry(row, o.id, o.org, o.ts, a.size,
                                          np.asarray(a.values, np.uint32),
                                          np.asarray(p.values[:PROMPT_PERM], np.uint32), p.size))
             self.entries.add(entries)
+            if self.df is not None:
+                self.df.add(docs)
             added += len(entries)
         return added
 
@@ -196,6 +205,8 @@ class OutputIndex:
             with open(tmp, "wb") as f:
                 pickle.dump(self.lsh, f, protocol=pickle.HIGHEST_PROTOCOL)
             self.entries.save()
+            if self.df is not None:
+                self.df.save(self.directory)
             os.replace(tmp, self.directory / "lsh.pkl")
 
     # ---- reads ------------------------------------------------------------------------------

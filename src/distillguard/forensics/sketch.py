@@ -40,11 +40,18 @@ class Sketcher:
         self.num_perm, self.k, self.seed = num_perm, k, seed
         self._proto = MinHash(num_perm=num_perm, seed=seed, hashfunc=_hash32)
 
+    @property
+    def proto(self) -> MinHash:
+        """The empty MinHash every sketch starts from (its permutations and hash function)."""
+        return self._proto
+
     def shingle_set(self, text: str) -> set[str]:
         return shingles(tokens(text), self.k)
 
     def sketch(self, text: str) -> Sketch:
-        sh = self.shingle_set(text)
+        return self.sketch_set(self.shingle_set(text))
+
+    def sketch_set(self, sh: set[str]) -> Sketch:
         m = self._proto.copy()
         if sh:
             m.update_batch([s.encode() for s in sh])

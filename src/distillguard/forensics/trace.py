@@ -1,13 +1,16 @@
 """Trace a suspect dataset to API outputs: which records are derived, from which org and request.
 
-Signals per record (each an :class:`Evidence` provider, so more can be plugged in, e.g. the
-watermark detector):
+Signals per record (each an :class:`Evidence` provider, so more can be plugged in; the watermark
+provider is :class:`.wmevidence.WatermarkEvidence`):
 
 - ``minhash``: near-duplicate match of the record's answer against the output index
   (Jaccard or containment, whichever is higher), robust to PII replacement and reformatting;
 - ``prompt``: the record's prompt against the prompt of the matched request.
 
-A record is *derived* when its best candidate passes the verification threshold.
+A record is *derived* when its best candidate passes the verification threshold, judged on distinctive
+content (shingles common to many stored outputs count for less, see :mod:`.weights`), or when a
+provider is conclusive on its own (a detected watermark names the org, without a matched request).
+Providers with a ``summary()`` add a dataset-level verdict to the summary (``summary["watermark"]``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import numpy as np
 from .formats import DatasetRecord, read_dataset
 from .index import Candidate, OutputIndex
 from .sketch import PROMPT_PERM, Sketch, jaccard, overlap
+from .weights import Weighted, weigh
 
-VERIFY_THRESHOLD = 0.5  # tuned on the dev split (forensics/evaluate.py), never on the test split
+VERIFY_THRESHOLD = 0.6  # tuned on the dev split (forensics/evaluate.py), never on the test split
 MIN_SHINGLES = 8  # answers shorter than this are too generic to attribute
 MIN_OVERLAP = 6.0  # estimated shared shingles required
 PROMPT_THRESHOLD = 0.5
+MIN_DISTINCT = 6.0  # weighted shared shingles required (common text counts for less); tuned on dev
+# dev rule: the best precision with recall >= 0.975 over thresholds 0.4-0.7 x distinct 0-30
 
 
 @dataclass
@@ -41,6 +47,13 @@ class Match:
     prompt_sketch: Sketch | None = None
     evidence: list[str] = field(default_factory=list)
     confidence: float = 0.0
+    weighted: Weighted | None = None  # the match judged on distinctive content (None: no frequencies kept)
+
+    @property
+    def score(self) -> float:
+        """The MinHash score, discounted when the shared text is mostly common text."""
+        f = 1.0 if self.weighted is None else min(1.0, self.weighted.factor)
+        return self.candidate.score * f
 
 
 class Evidence(Protocol):
@@ -76,16 +89,37 @@ def _confidence(score: float, extra: Iterable[float]) -> float:
     return round(1.0 - miss, 4)
 
 
+def _alone(provider: Evidence, record: DatasetRecord) -> str | None:
+    """The org a provider attributes an unmatched record to on its own evidence (e.g. a detected watermark)."""
+    org_for = getattr(provider, "org_for", None)
+    return org_for(record) if callable(org_for) else None
+
+
 def _verified(c: Candidate, s: Sketch, threshold: float) -> bool:
     if s.size < MIN_SHINGLES or c.score < threshold:
         return False
     return overlap(c.jaccard, s.size, c.entry.size) >= MIN_OVERLAP
 
 
+def _weighted(index: OutputIndex, answer: str, s: Sketch, c: Candidate) -> Weighted | None:
+    if index.df is None:
+        return None
+    shared = overlap(c.jaccard, s.size, c.entry.size)
+    sh = list(index.sketcher.shingle_set(answer))
+    return weigh(index.sketcher.proto, sh, np.asarray(s.values), c.entry.sig, index.df, shared)
+
+
+def _distinctive(m: Match, threshold: float, min_distinct: float) -> bool:
+    if m.weighted is None:
+        return True
+    return m.score >= threshold and m.weighted.distinct >= min_distinct
+
+
 def trace_records(
     records: Iterable[DatasetRecord],
     index: OutputIndex,
     threshold: float = VERIFY_THRESHOLD,
+    min_distinct: float = MIN_DISTINCT,
     evidence: Sequence[Evidence] | None = None,
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
@@ -108,8 +142,11 @@ def trace_records(
         best: dict[int, Match] = {}
         for (r, p, a), s, cs in zip(turns, sk, cands):
             c = next((c for c in cs[:1] if _verified(c, s, threshold)), None)
-            if c is not None and (r.index not in best or c.score > best[r.index].candidate.score):
-                best[r.index] = Match(c, a, p, s)
+            if c is None:
+                continue
+            m = Match(c, a, p, s, weighted=_weighted(index, a, s, c))
+            if _distinctive(m, threshold, min_distinct) and (r.index not in best or m.score > best[r.index].score):
+                best[r.index] = m
         for r in buf:
             m = best.get(r.index)
             if m is not None and m.prompt:
@@ -122,13 +159,16 @@ def trace_records(
                 if ev:
                     strengths.append(strength)
             if m is None:
-                out.append({"index": r.index, "derived": False, "confidence": 0.0, "org": None,
-                            "matched_request": None, "evidence": extra})
+                org = next((o for prov in providers if (o := _alone(prov, r))), None)
+                out.append({"index": r.index, "derived": org is not None, "confidence": 0.99 if org else 0.0,
+                            "org": org, "matched_request": None, "evidence": extra})
                 continue
             c = m.candidate
             kind = "containment" if c.containment > c.jaccard else "jaccard"
             m.evidence = [f"minhash {c.score:.2f} ({kind})"] + extra
-            m.confidence = _confidence(c.score, strengths)
+            if m.weighted is not None:
+                m.evidence.insert(1, f"distinctive {m.weighted.distinct:.0f} shingles, weight {min(1.0, m.weighted.factor):.2f}")
+            m.confidence = _confidence(m.score, strengths)
             matches[r.index] = m
             out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,
                         "matched_request": c.entry.id, "evidence": m.evidence})
@@ -146,6 +186,10 @@ def trace_records(
         if progress:
             progress(total)
     result: dict[str, Any] = {"records": out, "summary": summarize(out, len(index))}
+    for prov in providers:
+        pooled = getattr(prov, "summary", None)
+        if callable(pooled):
+            result["summary"]["watermark"] = pooled()
     if keep_matches:
         result["_matches"] = matches
     return result
