@@ -5,7 +5,6 @@ Also ``trace eval`` (``trace_eval``): the labelled evaluation of forensics/evalu
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any, NoReturn
 
