@@ -30,3 +30,48 @@ def test_repeated_generations_add_no_evidence(answers):
     assert probe_texts([one] * 50, wm, ["org_a"])["tokens_scored"] == probe_texts([one], wm, ["org_a"])["tokens_scored"]
     rng = random.Random(0)
     assert rng  # deterministic helpers only
+
+
+def test_lm_keeps_line_breaks_so_code_lines_do_not_hide_later_prose():
+    from distillguard.forensics.radioactivity import lm_detokenize, lm_tokens
+
+    text = "Intro line.\n\ndef f():\n  return 1\nHowever, it is not done."
+    toks = lm_tokens(text)
+    assert "\n\n" in toks and "\n" in toks
+    assert lm_detokenize(toks) == "Intro line.\n\ndef f():\nreturn 1\nHowever, it is not done."
+
+
+def test_line_protector_scores_prose_after_a_code_line():
+    from distillguard.forensics.radioactivity import variant_counts
+
+    wm = Watermarker("s")
+    prose = "It is not clear. We do not know, however the plan is not final."
+    after_code = variant_counts(["def f():\n" + prose], wm)
+    assert {k[1] for k in after_code} == {k[1] for k in variant_counts([prose], wm)} and len(after_code) >= 3
+
+
+def test_white_box_reference_probe_finds_the_learned_shift(answers):
+    from distillguard.forensics.radioactivity import probe_models
+
+    wm = Watermarker("s")
+    texts = [a for _, a in answers]
+    clean, extra = texts[:300], texts[300:400]
+    reference = NgramLM().train(clean)
+    marked = NgramLM().train(clean + [wm.apply(a, "org_a") for a in extra])
+    res = probe_models(marked, reference, wm, ["org_a", "org_b", "org_c"])
+    assert res["detected"] and res["org"] == "org_a" and res["orgs"][0]["p_value"] < 1e-6
+    unmarked = NgramLM().train(clean + extra)
+    null = probe_models(unmarked, reference, wm, ["org_a", "org_b", "org_c"])
+    assert not null["detected"] and null["orgs"][0]["p_value"] > 1e-3
+    # identical models: every shift is zero, nothing is scored
+    assert probe_models(reference, reference, wm, ["org_a"])["tokens_scored"] == 0
+
+
+def test_reference_sign_test_is_fair_for_four_variant_sets():
+    from distillguard.forensics.radioactivity import _reference_test
+    from distillguard.watermark.keys import keys_for
+
+    # one variant up, the rest flat: each bit's halves differ, so every key scores both bits, half of them hits
+    shifts = [(f"c{i}", 29, [0.3, -0.1, -0.1, -0.1]) for i in range(400)]
+    _, z, trials = _reference_test(shifts, keys_for("s", "org_a")[0])
+    assert trials == 800 and abs(z) < 4
