@@ -97,3 +97,29 @@ def test_html_report(tmp_path, outputs, answers):
     assert "<mark>" in html and "org_a" in html and "org_b" in html
     assert "http://" not in html and "https://" not in html.split("</style>")[0]
     assert f"{len(derived)} of 100 records" in html
+
+
+def test_alignment_with_stored_texts_keeps_copies_and_drops_regenerations(tmp_path, outputs, answers):
+    """With the stored texts at hand, copies are kept and an answer that reuses half a stored answer is not."""
+    index = OutputIndex.memory()
+    index.add_outputs(outputs)
+    path, derived = _dataset(tmp_path, outputs, answers)
+    stored = {o.id: o.answer for o in outputs}
+    res = trace(path, index, originals=stored.get, align_rule=(0.15, 0.7))  # the tuned rule: trace-eval
+    by_index = {r["index"]: r for r in res["records"]}
+    for i, o in derived.items():
+        r = by_index[i]
+        assert r["derived"] and r["matched_request"] == o.id, (i, r)
+        assert any(e.startswith("aligned ") for e in r["evidence"])
+    assert not any(r["derived"] for i, r in by_index.items() if i not in derived)
+    # a regeneration: the first 70% of a stored answer, then text of its own
+    from distillguard.forensics.formats import DatasetRecord
+
+    o = outputs[50]
+    words = o.answer.split(" ")
+    cut = int(len(words) * 0.7)
+    regen = " ".join(words[:cut]) + " " + answers[300][1]
+    rec = DatasetRecord(0, [(o.prompt, regen)])
+    assert trace_records([rec], index, threshold=0.3, min_distinct=0)["records"][0]["derived"]  # MinHash alone
+    assert not trace_records([rec], index, originals=stored.get, align_threshold=0.3,
+                             min_distinct=0)["records"][0]["derived"]

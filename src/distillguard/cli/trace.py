@@ -62,20 +62,20 @@ def trace(
         index = OutputIndex.open_dir(d)
     else:
         _fail("invalid_option", f"--index must be disk or redis, not {index_backend!r}", as_json)
+    def original(rid: str) -> str | None:  # the stored answer a candidate is verified (aligned) against
+        rec = ledger.get(rid)
+        return rec.response_text if rec else None
+
     with _progress() as prog:
         t = prog.add_task("indexing ledger", total=None)
         added = index.update_from_ledger(ledger, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, visible=False)
         t2 = prog.add_task("tracing", total=len(records))
         result = trace_records(records, index, keep_matches=report is not None, evidence=_evidence(settings, store, index),
-                               progress=lambda n: prog.update(t2, completed=n))
+                               originals=original, progress=lambda n: prog.update(t2, completed=n))
     result["summary"]["index_added"] = added
     matches = result.pop("_matches", {})
     if report is not None:
-        def original(rid: str) -> str | None:
-            rec = ledger.get(rid)
-            return rec.response_text if rec else None
-
         report.write_text(render_report(result, matches, original))
         result["summary"]["report"] = str(report)
     if as_json:
@@ -119,7 +119,8 @@ def trace_eval(
     if sweep and split != "dev":
         raise typer.BadParameter("--sweep is for the dev split only (never tune on the reported split)")
     res = evaluate(split=split, corpus_dir=corpus, seed=seed, limit=limit,
-                   thresholds=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] if sweep else None,
+                   thresholds=[0.4, 0.5, 0.6, 0.7] if sweep else None,
+                   gaps=[0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 1.0] if sweep else None,
                    log=lambda s: err_console.print(s))
     res.pop("misses", None)
     res.pop("false_positives", None)
@@ -127,9 +128,11 @@ def trace_eval(
         emit(res, True)
         return
     table = Table(title=f"trace evaluation ({res['split']} split, {res['corpus']}, threshold {res['threshold']})")
-    for col in ("threshold", "records", "positives", "recall", "precision", "correct org", "correct request"):
+    table.add_column("threshold/distinct/gaps", justify="right", no_wrap=True)
+    for col in ("records", "positives", "recall", "precision", "correct org", "correct request"):
         table.add_column(col, justify="right")
-    rows = res["per_threshold"] or {str(res["threshold"]): res}
+    rows = res["per_threshold"] or {f"{res['threshold']}/{res['min_distinct']:g}/{res['max_gaps']:g}": res}
+    rows = {**rows, "no alignment": res["without_alignment"]}
     for t, m in rows.items():
         table.add_row(t, str(m["records"]), str(m["positives"]), f"{m['recall']:.4f}", f"{m['precision']:.4f}",
                       f"{m['correct_org']:.4f}", f"{m['correct_request']:.4f}")

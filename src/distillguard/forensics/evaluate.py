@@ -20,10 +20,12 @@ from typing import Any
 
 from ..upstreams.corpus import answer_points, iter_corpus
 from .adversary import as_format, presidio_available, transform
+from .align import MAX_GAPS, MIN_BLOCKS
 from .formats import read_dataset
 from .index import Output, OutputIndex
 from .normalize import normalize, tokens
 from .trace import (
+    ALIGN_THRESHOLD,
     MIN_DISTINCT,
     VERIFY_THRESHOLD,
     Evidence,
@@ -160,10 +162,14 @@ def evaluate(
     limit: int | None = None,
     thresholds: Sequence[float] | None = None,
     distincts: Sequence[float] | None = None,
+    gaps: Sequence[float] | None = None,
     watermark: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one evaluation; with ``thresholds``/``distincts`` (dev only) metrics per setting.
+    """Run one evaluation; with ``thresholds``/``distincts``/``gaps`` (dev only) metrics per setting.
+
+    The verifier aligns matches with the stored texts (``originals``, see :mod:`.align`); the metrics of
+    the verifier without that check are reported as ``without_alignment``.
 
     With ``watermark`` the stored outputs are watermarked with their org's key (as the gateway does)
     and the watermark evidence provider runs; the summary gets the dataset-level watermark verdict.
@@ -200,32 +206,39 @@ def evaluate(
             out.append(WatermarkEvidence(wm, orgs))
         return out
 
+    stored = {o.id: o.answer for o in outputs}  # what the ledger holds: the (marked) answers served
     per_threshold: dict[str, Any] = {}
-    if thresholds or distincts:
-        res = trace_records(records, index, threshold=min(thresholds or [VERIFY_THRESHOLD]), min_distinct=0.0,
-                            keep_matches=True, evidence=[prompt_evidence(index)])
+    if thresholds or distincts or gaps:
+        res = trace_records(records, index, min_distinct=0.0, keep_matches=True, evidence=[prompt_evidence(index)],
+                            originals=stored.get, align_threshold=min(thresholds or [ALIGN_THRESHOLD]),
+                            align_rule=(1.0, 0.0))
         ms = res["_matches"]
-        for t in thresholds or [VERIFY_THRESHOLD]:
+
+        def keep(m: Any, t: float, d: float, g: float) -> bool:
+            al = m.alignment
+            return (m.score >= t and (m.weighted is None or m.weighted.distinct >= d)
+                    and al is not None and al.copied(g, MIN_BLOCKS))
+
+        for t in thresholds or [ALIGN_THRESHOLD]:
             for d in distincts or [MIN_DISTINCT]:
-                rows = [dict(r, derived=r["derived"] and ms[r["index"]].score >= t
-                             and (ms[r["index"]].weighted is None or ms[r["index"]].weighted.distinct >= d))
-                        for r in res["records"]]
-                per_threshold[f"{t:.2f}/{d:g}"] = metrics(rows, labels)
-    res = trace_records(records, index, evidence=providers())
+                for g in gaps or [MAX_GAPS]:
+                    rows = [dict(r, derived=r["derived"] and keep(ms[r["index"]], t, d, g)) for r in res["records"]]
+                    per_threshold[f"{t:.2f}/{d:g}/{g:g}"] = metrics(rows, labels)
+    res = trace_records(records, index, evidence=providers(), originals=stored.get)
     m = metrics(res["records"], labels)
+    without_alignment = metrics(trace_records(records, index, evidence=[])["records"], labels)
     unweighted = metrics(_unweighted(records, index), labels)
     misses = [(lab["transforms"], rec) for r, lab, rec in zip(res["records"], labels, dataset)
               if lab["derived"] and not r["derived"]]
-    stored = {o.id: o.answer for o in outputs}
     false_pos = [(rec, r["evidence"], stored.get(r["matched_request"] or "", "")) for r, lab, rec
                  in zip(res["records"], labels, dataset) if r["derived"] and not lab["derived"] and not lab.get("dup")]
     wm_only = sum(1 for r, lab in zip(res["records"], labels) if r["derived"] and r["matched_request"] is None
                   and lab["derived"])
-    return {"split": split, "corpus": str(corpus_dir or "compact"), "threshold": VERIFY_THRESHOLD,
+    return {"split": split, "corpus": str(corpus_dir or "compact"), "threshold": ALIGN_THRESHOLD, "max_gaps": MAX_GAPS, "min_blocks": MIN_BLOCKS,
             "min_distinct": MIN_DISTINCT, "index_size": len(outputs), "presidio": presidio_available(),
             "watermark": watermark, "dropped_negatives": copies, "verifier_matched_negatives": verifier_hits,
             **m, "found_by_watermark_only": wm_only,
-            "unweighted": unweighted, "dataset_watermark": res["summary"].get("watermark"),
+            "unweighted": unweighted, "without_alignment": without_alignment, "dataset_watermark": res["summary"].get("watermark"),
             "per_threshold": per_threshold, "misses": misses[:5], "false_positives": false_pos[:5]}
 
 

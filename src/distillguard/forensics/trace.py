@@ -8,7 +8,9 @@ provider is :class:`.wmevidence.WatermarkEvidence`):
 - ``prompt``: the record's prompt against the prompt of the matched request.
 
 A record is *derived* when its best candidate passes the verification threshold, judged on distinctive
-content (shingles common to many stored outputs count for less, see :mod:`.weights`), or when a
+content (shingles common to many stored outputs count for less, see :mod:`.weights`) and, when the
+stored texts are at hand (``originals``), aligns with the stored answer as a copy with local edits
+(:mod:`.align`); or when a
 provider is conclusive on its own (a detected watermark names the org, without a matched request).
 Providers with a ``summary()`` add a dataset-level verdict to the summary (``summary["watermark"]``).
 """
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .align import MAX_GAPS, MIN_BLOCKS, Alignment, align
 from .formats import DatasetRecord, read_dataset
 from .index import Candidate, OutputIndex
 from .sketch import PROMPT_PERM, Sketch, jaccard, overlap
@@ -34,6 +37,7 @@ MIN_OVERLAP = 6.0  # estimated shared shingles required
 PROMPT_THRESHOLD = 0.5
 MIN_DISTINCT = 6.0  # weighted shared shingles required (common text counts for less); tuned on dev
 # dev rule: the best precision with recall >= 0.975 over thresholds 0.4-0.7 x distinct 0-30
+ALIGN_THRESHOLD = 0.5  # with the stored texts at hand (``originals``) the alignment check decides; tuned on dev
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Match:
     evidence: list[str] = field(default_factory=list)
     confidence: float = 0.0
     weighted: Weighted | None = None  # the match judged on distinctive content (None: no frequencies kept)
+    alignment: Alignment | None = None  # the record aligned with the stored text (None: texts not available)
 
     @property
     def score(self) -> float:
@@ -124,11 +129,20 @@ def trace_records(
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
     keep_matches: bool = False,
+    originals: Callable[[str], str | None] | None = None,
+    align_threshold: float = ALIGN_THRESHOLD,
+    align_rule: tuple[float, float] = (MAX_GAPS, MIN_BLOCKS),
 ) -> dict[str, Any]:
     """The contract's ``{"records": [...], "summary": {...}}`` for the given dataset records.
 
     With ``keep_matches`` the result also has ``"_matches"``: index → :class:`Match` (for the report).
+    With ``originals`` (request id → the stored answer's text, e.g. from the ledger) a candidate from
+    ``align_threshold`` up is verified by aligning the record with that text (:mod:`.align`), which
+    tells copies with local edits from independently written answers that share much of their text
+    (``align_rule``: the largest unaligned share and the smallest share in aligned runs).
     """
+    if originals is not None:
+        threshold = align_threshold
     providers = list(evidence) if evidence is not None else [prompt_evidence(index)]
     out: list[dict[str, Any]] = []
     matches: dict[int, Match] = {}
@@ -145,7 +159,14 @@ def trace_records(
             if c is None:
                 continue
             m = Match(c, a, p, s, weighted=_weighted(index, a, s, c))
-            if _distinctive(m, threshold, min_distinct) and (r.index not in best or m.score > best[r.index].score):
+            if not _distinctive(m, threshold, min_distinct):
+                continue
+            if originals is not None:
+                original = originals(c.entry.id)
+                m.alignment = align(a, original, p) if original else None
+                if m.alignment is None or not m.alignment.copied(*align_rule):
+                    continue
+            if r.index not in best or m.score > best[r.index].score:
                 best[r.index] = m
         for r in buf:
             m = best.get(r.index)
@@ -168,6 +189,9 @@ def trace_records(
             m.evidence = [f"minhash {c.score:.2f} ({kind})"] + extra
             if m.weighted is not None:
                 m.evidence.insert(1, f"distinctive {m.weighted.distinct:.0f} shingles, weight {min(1.0, m.weighted.factor):.2f}")
+            if m.alignment is not None:
+                al = m.alignment
+                m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, {al.novel} novel shingles")
             m.confidence = _confidence(m.score, strengths)
             matches[r.index] = m
             out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,

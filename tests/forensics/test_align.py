@@ -1,0 +1,50 @@
+import random
+
+from distillguard.forensics.adversary import (
+    desensitize_placeholders,
+    light_edits,
+    truncate,
+)
+from distillguard.forensics.align import align
+
+ORIGINAL = (
+    "To reset the router, hold the small button on the back for ten seconds until the lights blink. "
+    "Then wait two minutes, reconnect with the default password printed on the label, and open the "
+    "admin page to set a new network name and a strong password of your own choosing."
+)
+
+
+def test_copy_with_local_edits_is_a_copy():
+    rng = random.Random(3)
+    edited = light_edits(truncate(desensitize_placeholders(ORIGINAL, rng), rng, 0.8, 0.9), rng, 0.05)
+    al = align(edited, ORIGINAL)
+    assert al.copied(), al
+    assert al.blocks >= 0.8 and al.gaps <= 0.12
+
+
+def test_independent_answer_sharing_runs_is_not_a_copy():
+    # shares long runs (the first sentence) but has a sentence of its own: an independent regeneration
+    other = (
+        "To reset the router, hold the small button on the back for ten seconds until the lights blink. "
+        "If that does not work, call your provider's support line and ask them to push a factory image, "
+        "which usually takes about an hour."
+    )
+    al = align(other, ORIGINAL)
+    assert not al.copied(), al
+    assert al.gaps > 0.3
+
+
+def test_same_template_with_different_words_is_not_a_copy():
+    a = "public class Odd { public static void main(String[] args) { for (int i = 1; i <= 10; i++) " \
+        "{ if (i % 2 != 0) { System.out.println(i); } } } }"
+    b = "public class First { public static void main(String[] args) { int total = 0; for (int k = 0; k < n; k++) " \
+        "{ total += values[k]; } System.out.println(total / n); } }"
+    assert not align(b, a).copied()
+
+
+def test_prompt_shingles_are_not_novel_and_empty_text_is_no_copy():
+    prompt = "What is the speed of light in miles per hour?"
+    answer = "The speed of light in miles per hour is about 670 million."
+    with_prompt, without = align(answer, answer, prompt), align(answer, answer)
+    assert with_prompt.novel < without.novel
+    assert not align("", ORIGINAL).copied() and not align(ORIGINAL, "").copied()
