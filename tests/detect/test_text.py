@@ -1,4 +1,11 @@
-from distillguard.detect.text import PromptView, builds_on_answer, marker_bits, mask, scaffold_keys, MARKER_BIT
+from distillguard.detect.text import (
+    MARKER_BIT,
+    PromptView,
+    builds_on_answer,
+    marker_bits,
+    mask,
+    scaffold_keys,
+)
 
 
 def bits_of(text: str) -> set[str]:

@@ -39,6 +39,7 @@ def detect(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the one shipped)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write an HTML report (needs --labels)."),
     no_rings: bool = typer.Option(False, "--no-rings", help="Skip cross-account ring detection."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for feature extraction (default: cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Score every account of a traffic file: benign / distillation / evaluation, with reasons and rings."""
@@ -50,7 +51,12 @@ def detect(
         err_console.print(f"[red]error[/red]: no such file: {input}")
         raise typer.Exit(2)
     det = Detector(model=ScoringModel.load(model) if model else None, target_fpr=target_fpr, rings=not no_rings)
-    rep = det.run(_records(input))
+    if str(input) == "-" or input.name.endswith(".gz"):
+        rep = det.run(_records(input))
+    else:  # accounts split by org across the cores
+        from ..detect.parallel import run_file
+
+        rep = run_file(det, input, workers)
     metrics = None
     labs: dict[str, dict[str, Any]] = {}
     if labels is not None:

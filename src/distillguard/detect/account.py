@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from .features import TOPIC_DIM, RequestFeatures
 from .text import MARKER_BIT, MARKER_NAMES
@@ -21,13 +21,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"m_{m}" for m in MARKER_NAMES),
     "any_marker",
     "scaffold_reuse",
-    "top_scaffold",
     "dup_prompt",
     "topic_spread",
-    "iat_cv",
-    "burstiness",
-    "hour_entropy",
-    "temp_distinct",
+    "templated_breadth",
     "temp0",
     "n_multi",
     "log_completion",
@@ -48,8 +44,9 @@ FEATURE_HELP: dict[str, str] = {
     "topic_spread": "topic spread (1 − mean pairwise cosine of hashed prompt words)",
     "iat_cv": "log coefficient of variation of inter-arrival times (low = machine-regular)",
     "burstiness": "burstiness (σ−μ)/(σ+μ) of inter-arrival times",
-    "hour_entropy": "hour-of-day entropy (1 = flat around the clock)",
-    "temp_distinct": "log number of distinct temperatures (parameter sweep)",
+    "hour_entropy": "hour-of-day entropy (1 = flat around the clock; neutral when the account spans < 2 days)",
+    "mean_depth": "log mean conversation depth (user turns per request)",
+    "templated_breadth": "scaffold reuse × topic spread (one template filled with many topics)",
     "temp0": "share of temperature-0 requests",
     "n_multi": "share of requests asking n > 1 completions",
     "log_completion": "log mean completion tokens",
@@ -61,6 +58,18 @@ FEATURE_HELP: dict[str, str] = {
 }
 for _m in MARKER_NAMES:
     FEATURE_HELP[f"m_{_m}"] = f"share of prompts with marker '{_m}'"
+
+# Computed (for reasons and reviewers) but not scored: ``top_scaffold`` ("one template means an allowed batch job" is
+# a habit of the simulator's tenants, and a one-template harvesting ring exploits it) and the timing features
+# ``iat_cv``, ``burstiness``, ``hour_entropy`` (benign relays run at steady machine rates, harvesters can pace like
+# people, and live traffic compresses time: timing says how a client is scheduled, not what it collects).
+# ``mean_depth`` is nearly collinear with ``single_shot`` (their weights cancelled out), so only the latter is scored.
+UNSCORED: tuple[str, ...] = ("top_scaffold", "iat_cv", "burstiness", "hour_entropy", "mean_depth")
+# Parameter features: kept as capped shares (never counts of distinct values, which track a generator's habits).
+PARAMETER_FEATURES: tuple[str, ...] = ("temp0", "n_multi", "long_max_tokens")
+HOUR_PRIOR = 0.8  # hour entropy assumed while an account's span is too short to show a day's rhythm
+DIURNAL_MIN_S = 6 * 3600.0  # below this span, hour-of-day says nothing
+DIURNAL_FULL_S = 48 * 3600.0  # from this span on, it is used as measured
 
 MAX_TIMES = 20000  # inter-arrival statistics over the most recent requests
 MAX_SKELETONS = 64
@@ -83,8 +92,13 @@ class AccountState:
         self.prompts: set[int] = set()
         self.topic = array("d", bytes(8 * TOPIC_DIM))
         self.topic_n = 0
+        self.topic_self = array("d", bytes(8 * TOPIC_DIM))  # per bucket: Σ norm² (each request's own share)
+        self.topic_df = array("l", bytes(8 * TOPIC_DIM))  # per bucket: requests using it
         self.times: list[float] = []
         self.hours = [0] * 24
+        self.t_min = math.inf
+        self.t_max = -math.inf
+        self.turns = 0
         self.temps: Counter[float] = Counter()
         self.temp0 = 0
         self.n_multi = 0
@@ -131,14 +145,20 @@ class AccountState:
             self.prompts.add(f.prompt_hash)
         if f.topic:
             norm = 1.0 / math.sqrt(len(f.topic))
-            topic = self.topic
+            sq = norm * norm
+            topic, own, df = self.topic, self.topic_self, self.topic_df
             for b in f.topic:
                 topic[b] += norm
+                own[b] += sq
+                df[b] += 1
             self.topic_n += 1
         self.times.append(f.ts)
         if len(self.times) > 2 * MAX_TIMES:
             del self.times[:MAX_TIMES]
         self.hours[int(f.ts // 3600) % 24] += 1
+        self.t_min = min(self.t_min, f.ts)
+        self.t_max = max(self.t_max, f.ts)
+        self.turns += max(1, f.turns)
         if f.temperature is not None:
             self.temps[round(f.temperature, 2)] += 1
             if f.temperature == 0.0:
@@ -164,12 +184,12 @@ class AccountState:
         if len(ex) < MAX_EXAMPLES:
             ex.append(rid)
 
-    def extend(self, feats: Iterable[RequestFeatures]) -> "AccountState":
+    def extend(self, feats: Iterable[RequestFeatures]) -> AccountState:
         for f in feats:
             self.add(f)
         return self
 
-    def merge(self, other: "AccountState") -> None:
+    def merge(self, other: AccountState) -> None:
         """Fold another account into this one (a ring's pseudo-account)."""
         self.n += other.n
         self.single += other.single
@@ -182,9 +202,14 @@ class AccountState:
         self.prompts |= other.prompts
         for i in range(TOPIC_DIM):
             self.topic[i] += other.topic[i]
+            self.topic_self[i] += other.topic_self[i]
+            self.topic_df[i] += other.topic_df[i]
         self.topic_n += other.topic_n
         self.times = sorted(self.times + other.times)[-2 * MAX_TIMES :]
         self.hours = [a + b for a, b in zip(self.hours, other.hours)]
+        self.t_min = min(self.t_min, other.t_min)
+        self.t_max = max(self.t_max, other.t_max)
+        self.turns += other.turns
         self.temps.update(other.temps)
         self.temp0 += other.temp0
         self.n_multi += other.n_multi
@@ -231,24 +256,43 @@ class AccountState:
         return max(-3.0, min(3.0, math.log(cv + 1e-3))), (sd - mu) / (sd + mu)
 
     def topic_spread(self) -> float:
+        """1 − mean pairwise cosine of the requests' content words, leaving out words in over half the requests.
+
+        Words every request shares are the scaffold (a template's fixed text, a product's boilerplate), not the
+        topic: a template filled with many subjects is broad, one subject asked many ways is narrow.
+        """
         k = self.topic_n
         if k < 2:
             return 0.5
-        sq = sum(x * x for x in self.topic)
-        mean_cos = (sq - k) / (k * (k - 1))
+        common = 0.5 * k
+        cross = own = 0.0
+        for x, s, d in zip(self.topic, self.topic_self, self.topic_df):
+            if d and d <= common:
+                cross += x * x - s
+                own += s
+        if own <= 0.0:
+            return 0.0  # nothing but shared words
+        mean_cos = cross / ((k - 1) * own)
         return max(0.0, min(1.0, 1.0 - mean_cos))
 
     def hour_entropy(self) -> float:
+        """Hour-of-day entropy, blended towards ``HOUR_PRIOR`` unless the account spans enough hours.
+
+        Traffic squeezed into minutes (a live demo, a short burst) has no diurnal pattern to measure.
+        """
         tot = sum(self.hours)
-        if tot == 0:
-            return 0.0
-        h = -sum(c / tot * math.log(c / tot) for c in self.hours if c)
-        return h / math.log(24)
+        span = self.t_max - self.t_min
+        if tot == 0 or span <= DIURNAL_MIN_S:
+            return HOUR_PRIOR
+        h = -sum(c / tot * math.log(c / tot) for c in self.hours if c) / math.log(24)
+        w = min(1.0, (span - DIURNAL_MIN_S) / (DIURNAL_FULL_S - DIURNAL_MIN_S))
+        return w * h + (1.0 - w) * HOUR_PRIOR
 
     def vector(self) -> dict[str, float]:
         """The account-level features (FEATURE_NAMES), all scale-free."""
         n = max(self.n, 1)
         iat_cv, burst = self.timing()
+        spread = self.topic_spread()
         reuse = max(
             sum(c for c in self.heads.values() if c >= 3), sum(c for c in self.tails.values() if c >= 3)
         ) / n
@@ -262,11 +306,12 @@ class AccountState:
             "scaffold_reuse": reuse,
             "top_scaffold": top,
             "dup_prompt": 1.0 - min(1.0, len(self.prompts) / n),
-            "topic_spread": self.topic_spread(),
+            "topic_spread": spread,
             "iat_cv": iat_cv,
             "burstiness": burst,
             "hour_entropy": self.hour_entropy(),
-            "temp_distinct": math.log1p(len(self.temps)),
+            "mean_depth": math.log(max(1.0, self.turns / n)),
+            "templated_breadth": reuse * spread,
             "temp0": self.temp0 / n,
             "n_multi": self.n_multi / n,
             "log_completion": math.log1p(self.completion / n),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 SHINGLE = 8
 _WORD = re.compile(r"\w+")

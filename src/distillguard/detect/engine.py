@@ -7,12 +7,13 @@ the account), which gives both the account's score (the highest) and how many re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
-from .features import extract
+from .features import RequestFeatures, extract
 from .model import DEFAULT_TARGET_FPR, ScoringModel
 from .reasons import example_reasons, feature_reasons, ring_reasons
 from .rings import Ring, find_rings, merged
@@ -59,10 +60,10 @@ class Report:
         return out
 
 
-class _Tracked:
+class Tracked:
     """An account or key stream with its checkpoint history."""
 
-    __slots__ = ("state", "best", "best_vector", "first_flag", "next_cp")
+    __slots__ = ("best", "best_vector", "first_flag", "next_cp", "state")
 
     def __init__(self, name: str) -> None:
         self.state = AccountState(name)
@@ -89,7 +90,7 @@ class Detector:
         self.use_rings = rings
 
     # -- per stream -----------------------------------------------------------------------------------------------
-    def _checkpoint(self, t: _Tracked) -> None:
+    def _checkpoint(self, t: Tracked) -> None:
         v = t.state.vector()
         p = self.model.probabilities(v)["distillation"]
         if t.best_vector is None or p > t.best:
@@ -97,7 +98,7 @@ class Detector:
         if t.first_flag is None and p >= self.threshold:
             t.first_flag = t.state.n
 
-    def _add(self, t: _Tracked, f: Any) -> None:
+    def _add(self, t: Tracked, f: Any) -> None:
         t.state.add(f)
         if t.next_cp < len(CHECKPOINTS) and t.state.n == CHECKPOINTS[t.next_cp]:
             t.next_cp += 1
@@ -105,30 +106,36 @@ class Detector:
 
     # -- whole run ------------------------------------------------------------------------------------------------
     def run(self, records: Iterable[dict[str, Any]]) -> Report:
-        orgs: dict[str, _Tracked] = {}
-        keys: dict[tuple[str, str], _Tracked] = {}
+        return self.run_features((org, extract(rec, self.bench)) for rec in records if (org := rec.get("org")))
+
+    def run_features(self, items: Iterable[tuple[str, RequestFeatures]]) -> Report:
+        """Like ``run`` over already extracted ``(org, features)`` pairs in time order (training re-uses them)."""
+        orgs: dict[str, Tracked] = {}
+        keys: dict[tuple[str, str], Tracked] = {}
+        count = self.consume(items, orgs, keys)
+        return self.finish(orgs, keys, count)
+
+    def consume(self, items: Iterable[tuple[str, RequestFeatures]], orgs: dict[str, Tracked],
+                keys: dict[tuple[str, str], Tracked]) -> int:
+        """Feed ``(org, features)`` pairs into the account and key trackers; returns how many were fed."""
         count = 0
-        for rec in records:
-            org = rec.get("org")
-            if not org:
-                continue
+        for org, f in items:
             count += 1
-            f = extract(rec, self.bench)
             t = orgs.get(org)
             if t is None:
-                t = orgs[org] = _Tracked(org)
+                t = orgs[org] = Tracked(org)
             self._add(t, f)
             k = keys.get((org, f.key))
             if k is None:
-                k = keys[(org, f.key)] = _Tracked(org)
+                k = keys[(org, f.key)] = Tracked(org)
             self._add(k, f)
-        return self._finish(orgs, keys, count)
+        return count
 
-    def _finish(self, orgs: dict[str, _Tracked], keys: dict[tuple[str, str], _Tracked], count: int) -> Report:
+    def finish(self, orgs: dict[str, Tracked], keys: dict[tuple[str, str], Tracked], count: int) -> Report:
         for t in orgs.values():
             if t.state.n < 5 or t.state.n not in CHECKPOINTS:
                 self._checkpoint(t)
-        streams: dict[str, list[_Tracked]] = {}
+        streams: dict[str, list[Tracked]] = {}
         for (org, _), k in keys.items():
             streams.setdefault(org, []).append(k)
         results: dict[str, AccountResult] = {}
@@ -149,7 +156,7 @@ class Detector:
         accounts = sorted(results.values(), key=lambda a: (-a.score, a.org))
         return Report(accounts, rings, self.threshold, self.target_fpr, count)
 
-    def _verdict(self, t: _Tracked, key_stream: _Tracked | None) -> AccountResult:
+    def _verdict(self, t: Tracked, key_stream: Tracked | None) -> AccountResult:
         final = t.state.vector()
         probs = self.model.probabilities(final)
         src = key_stream or t
@@ -181,7 +188,7 @@ class Detector:
             reasons=reasons, flagged_after=first if flagged else None, probabilities=probs, features=final,
         )
 
-    def _apply_ring(self, ring: Ring, orgs: dict[str, _Tracked], results: dict[str, AccountResult]) -> None:
+    def _apply_ring(self, ring: Ring, orgs: dict[str, Tracked], results: dict[str, AccountResult]) -> None:
         acc = merged([orgs[m].state for m in ring.members], ring)
         v = acc.vector()
         p = self.model.probabilities(v)["distillation"]

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .account import FEATURE_NAMES
 
 CLASSES = ("benign", "distillation", "evaluation")
 MODEL_FILE = "model.json"
 DEFAULT_TARGET_FPR = 0.001
+Z_CAP = 3.0  # standardised values are clipped: no single (rare) trait can outvote the rest of the evidence
 
 
 @dataclass
@@ -34,7 +36,7 @@ class ScoringModel:
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def _z(self, v: dict[str, float]) -> list[float]:
-        return [(v.get(f, 0.0) - m) / s for f, m, s in zip(self.features, self.mean, self.scale)]
+        return [max(-Z_CAP, min(Z_CAP, (v.get(f, 0.0) - m) / s)) for f, m, s in zip(self.features, self.mean, self.scale)]
 
     def probabilities(self, v: dict[str, float]) -> dict[str, float]:
         z = self._z(v)
@@ -75,7 +77,7 @@ class ScoringModel:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ScoringModel":
+    def from_json(cls, d: dict[str, Any]) -> ScoringModel:
         if tuple(d.get("classes", CLASSES)) != CLASSES:
             raise ValueError("model classes do not match")
         return cls(
@@ -84,7 +86,7 @@ class ScoringModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "ScoringModel":
+    def load(cls, path: str | Path | None = None) -> ScoringModel:
         """A model file, or the one shipped with the package."""
         if path is None:
             text = (resources.files("distillguard.detect") / MODEL_FILE).read_text()
@@ -93,34 +95,71 @@ class ScoringModel:
         return cls.from_json(json.loads(text))
 
 
+# Domain prior on the direction of the distillation-vs-benign weights (see ``fit``): +1 may only raise the score,
+# -1 may only lower it; features not listed are free.
+SIGN_PRIOR: dict[str, int] = {
+    "single_shot": 1, "any_marker": 1, "m_generate_n": 1, "m_step_by_step": 1, "m_output_format": 1,
+    "m_persona": 1, "m_length_demand": 1, "m_rewrite_variant": 1, "m_dataset_format": 1, "m_imperative": 1,
+    "scaffold_reuse": 1, "templated_breadth": 1, "topic_spread": 1, "n_multi": 1, "long_max_tokens": 1,
+    "follow_up": -1, "bench": -1, "m_answer_format": -1,
+}
+
+
+def _constrained_logistic(z: Any, y: Any, signs: list[int], c: float) -> tuple[Any, float]:
+    """Balanced-weight L2 logistic regression (y in {0, 1}) with per-weight sign bounds (scipy L-BFGS-B)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    pos = y.sum()
+    neg = len(y) - pos
+    w_s = np.where(y == 1, len(y) / (2.0 * max(pos, 1)), len(y) / (2.0 * max(neg, 1)))
+    d = z.shape[1]
+
+    def loss(theta: Any) -> tuple[float, Any]:
+        w, b = theta[:d], theta[d]
+        m = z @ w + b
+        p = 1.0 / (1.0 + np.exp(-np.clip(m, -40, 40)))
+        ll = w_s * (np.logaddexp(0.0, m) - y * m)
+        g = w_s * (p - y)
+        return float(ll.sum() + 0.5 / c * (w @ w)), np.append(z.T @ g + w / c, g.sum())
+
+    bounds = [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs] + [(None, None)]
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 3000})
+    return res.x[:d], float(res.x[d])
+
+
 def fit(
-    vectors: Sequence[dict[str, float]], labels: Sequence[str], *, c: float = 0.5, seed: int = 0
+    vectors: Sequence[dict[str, float]], labels: Sequence[str], *, c: float = 0.5, seed: int = 0,
+    exclude: Sequence[str] = (),
 ) -> ScoringModel:
-    """Train the scorer on account vectors labelled with CLASSES (scikit-learn LogisticRegression)."""
+    """Train the scorer on account vectors labelled with CLASSES.
+
+    Two logistic regressions against the benign class (whose logit is 0): distillation vs the rest, with the
+    weights' directions bounded by ``SIGN_PRIOR`` (what harvesting *is* may only raise the score, so a quirk of the
+    training traffic cannot turn "single-shot templated prompts" into evidence of innocence), and evaluation vs
+    benign (scikit-learn, unconstrained). ``exclude`` leaves features out of the model (ablations).
+    """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    x = np.array([[v.get(f, 0.0) for f in FEATURE_NAMES] for v in vectors], dtype=float)
+    names = tuple(f for f in FEATURE_NAMES if f not in set(exclude))
+    x = np.array([[v.get(f, 0.0) for f in names] for v in vectors], dtype=float)
     y = np.array([CLASSES.index(lbl) for lbl in labels])
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    z = (x - mean) / scale
-    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
-    clf.fit(z, y)
-    coef = np.zeros((len(CLASSES), len(FEATURE_NAMES)))
-    icpt = np.full(len(CLASSES), -30.0)  # a class absent from training is never predicted
-    present = list(clf.classes_)
-    if len(present) == 2:  # binary fit: sklearn returns one row for the positive class
-        coef[present[1]] = clf.coef_[0]
-        icpt[present[1]] = clf.intercept_[0]
-        icpt[present[0]] = 0.0
-    else:
-        for row, k in enumerate(present):
-            coef[k] = clf.coef_[row]
-            icpt[k] = clf.intercept_[row]
-    model = ScoringModel(
-        features=FEATURE_NAMES, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(),
-        intercept=icpt.tolist(),
+    z = np.clip((x - mean) / scale, -Z_CAP, Z_CAP)
+    coef = np.zeros((len(CLASSES), len(names)))
+    icpt = np.array([0.0, -30.0, -30.0])  # a class absent from training is never predicted
+    d_i, e_i, b_i = CLASSES.index("distillation"), CLASSES.index("evaluation"), CLASSES.index("benign")
+    if (y == d_i).any() and (y != d_i).any():
+        coef[d_i], icpt[d_i] = _constrained_logistic(
+            z, (y == d_i).astype(float), [SIGN_PRIOR.get(f, 0) for f in names], c)
+    ev = (y == e_i) | (y == b_i)
+    if (y == e_i).any() and (y == b_i).any():
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+        clf.fit(z[ev], (y[ev] == e_i).astype(int))
+        coef[e_i], icpt[e_i] = clf.coef_[0], clf.intercept_[0]
+    return ScoringModel(
+        features=names, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(), intercept=icpt.tolist(),
     )
-    return model

@@ -75,7 +75,7 @@ class OnlineDetector:
             f = extract(rec, self.bench)
             with self._lock:
                 self._observe(org, f)
-        except Exception:  # noqa: BLE001 - an observer must never break a request
+        except Exception:
             self.errors += 1
             log.debug("online detector failed on a record", exc_info=True)
 

@@ -9,8 +9,8 @@ as one pseudo-account (``AccountState.merge``), so 200 accounts of a few hundred
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH

@@ -10,11 +10,13 @@ import re
 import zlib
 from typing import Any
 
+from ..upstreams.corpus import content_text
+
 HEAD_CHARS = 600  # how much of a prompt the per-request features look at
 
 _WORD = re.compile(r"[a-z][a-z']+")
 _QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|'[^'\n]{3,200}'|`[^`\n]{1,200}`")
-_CODE = re.compile(r"```.*?(```|$)", re.S)
+_CODE = re.compile(r"```.*?(```|$)", re.DOTALL)
 _URL = re.compile(r"https?://\S+|\S+@\S+\.\w+")
 _NUM = re.compile(r"\d+(?:[.,:/]\d+)*")
 _ENTITY = re.compile(r"(?<=[a-z,;:] )[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")
@@ -48,7 +50,12 @@ MARKERS: dict[str, re.Pattern[str]] = {
     "answer_format": re.compile(
         r"answer with (only|just)|only (the|a) (letter|number|option)|final answer|the answer is|\(a\)|\ba\)\s"
         r"|answer:\s*$|^question:|choices?:|#### ?\d|put your answer|respond with (only|just)|^\s*def \w+\("
-        r"|\ndef \w+\(", re.M
+        r"|\ndef \w+\(", re.MULTILINE
+    ),
+    "dataset_format": re.compile(
+        r"### (instruction|input|response)|\b(instruction|output|response|completion)\s*:|[\"'](instruction|input|output"
+        r"|response|prompt|completion)[\"']\s*:|\bjsonl\b|\b(instruction|synthetic|training|fine-?tuning) dataset\b|\btraining (data|examples?|set|pairs)\b"
+        r"|\b(question|instruction|prompt)[- /](answer|response|output|completion) pairs?\b|an input and an output"
     ),
     "rewrite_variant": re.compile(
         r"\b(rewrite|rephrase|paraphrase|simplify|in other words|another way|different (way|version)|"
@@ -66,6 +73,8 @@ _PREFILTER: dict[str, tuple[str, ...]] = {
                       "thorough", "elaborate", "long"),
     "imperative": ("",),
     "answer_format": ("answer", "a)", "question", "choice", "####", "respond with", "def "),
+    "dataset_format": ("instruction", "output", "response", "completion", "jsonl", "dataset", "training", "pair",
+                       "input"),
     "rewrite_variant": ("rewrite", "rephrase", "paraphrase", "simplif", "other words", "another way", "different",
                         "for a ", "eli5"),
 }
@@ -79,28 +88,14 @@ _FOLLOW_UP = re.compile(
 )
 
 STOPWORDS = frozenset(
-    "the a an and or of to in on for with is are was were be been it this that these those i you he she we they "
-    "me my your our their what which who how why when where can could would should will do does did not no yes "
-    "please as at by from about into than then so if but also any all some more most very just like have has had "
-    "its it's i'm there here them his her us am get make use using write give".split()
+    ["the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "was", "were", "be", "been", "it", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "me", "my", "your", "our", "their", "what", "which", "who", "how", "why", "when", "where", "can", "could", "would", "should", "will", "do", "does", "did", "not", "no", "yes", "please", "as", "at", "by", "from", "about", "into", "than", "then", "so", "if", "but", "also", "any", "all", "some", "more", "most", "very", "just", "like", "have", "has", "had", "its", "it's", "i'm", "there", "here", "them", "his", "her", "us", "am", "get", "make", "use", "using", "write", "give"]
 )
-
-
-def content_text(content: Any) -> str:
-    """The text of an OpenAI message ``content`` (a string or a list of content parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content)
 
 
 class PromptView:
     """The parts of one request body that the detector looks at."""
 
-    __slots__ = ("prompt", "system", "prev_answer", "turns", "has_history")
+    __slots__ = ("has_history", "prev_answer", "prompt", "system", "turns")
 
     def __init__(self, request: dict[str, Any] | None) -> None:
         self.prompt = ""

@@ -13,7 +13,7 @@ from typing import Any
 from . import templates as T
 from .corpus import Item
 from .tenant import CHAT, Behaviour, Req, Tenant
-from .timing import diurnal_times, think_time, working_hours_times
+from .timing import diurnal_times, steady_times, think_time, working_hours_times
 
 MODELS = ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o")
 
@@ -46,12 +46,21 @@ class TopicDrift:
 def _session_params(rng: random.Random) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if rng.random() < 0.5:
-        p["temperature"] = rng.choice((0.7, 0.8, 1.0, 0.5))
+        p["temperature"] = rng.choice((0.7, 0.8, 1.0, 0.5, 0.3, 1.2))
     if rng.random() < 0.3:
-        p["max_tokens"] = rng.choice((512, 800, 1024, 2048))
+        p["max_tokens"] = rng.choice((512, 800, 1024, 2048, 4096))
     if rng.random() < 0.25:
         p["stream"] = True
+    if rng.random() < 0.08:
+        p["n"] = rng.choice((2, 3))  # products that show several drafts
     return p
+
+
+def _slider(rng: random.Random) -> tuple[float, ...]:
+    """The temperatures a product's users pick with a "creativity" slider (empty: the product fixes it)."""
+    if rng.random() < 0.35:
+        return tuple(rng.sample((0.0, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5), rng.randint(3, 7)))
+    return ()
 
 
 def chat_product(t: Tenant, n: int) -> Behaviour:
@@ -69,10 +78,15 @@ def chat_product(t: Tenant, n: int) -> Behaviour:
                              "You are a helpful assistant. Answer in the user's language.",
                              f"You are the in-app assistant of {t.ident.name}. Be concise and polite."))
     max_turns = rng.randint(3, 8)
+    slider = _slider(rng)
+    steady = rng.random() < 0.15  # relayed through a queue: machine-paced arrivals
     sent = 0
-    for i, start in enumerate(_starts(t, n, 1.6, 0.35)):
+    starts = (_steady_starts(t, n) if steady else _starts(t, n, 1.6, 0.35))
+    for i, start in enumerate(starts):
         if i % 15 == 14:
             drift.step()
+        if slider:
+            params = {**params, "temperature": rng.choice(slider)}
         items = groups[drift.pick()]
         item = items[rng.randrange(len(items))]
         msgs: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
@@ -103,6 +117,13 @@ def _starts(t: Tenant, n: int, turns_per_session: float, burstiness: float) -> I
         left -= batch
 
 
+def _steady_starts(t: Tenant, n: int) -> Iterator[float]:
+    """Session starts drained from a queue at a steady pace around the clock (a relay with a rate cap)."""
+    interval = (t.t1 - t.t0) / max(n, 1) * t.rng.uniform(0.3, 0.9)
+    start = t.t0 + t.rng.uniform(0, max(t.t1 - t.t0 - n * interval, 1.0))
+    yield from steady_times(t.rng, n, start, interval, jitter=t.rng.choice((0.05, 0.2, 0.5)))
+
+
 def coding_assistant(t: Tenant, n: int) -> Behaviour:
     """An IDE assistant: code questions with a system prompt, short follow-ups, working hours."""
     rng = t.rng
@@ -111,8 +132,11 @@ def coding_assistant(t: Tenant, n: int) -> Behaviour:
     system = rng.choice(T.CODING_SYSTEMS)
     model = rng.choice(("gpt-4o", "gpt-4o-mini"))
     temp = rng.choice((None, 0.2, 0.0, 0.3))
+    temps = rng.sample((0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0), rng.randint(2, 5)) if rng.random() < 0.3 else None
     sent = 0
     for start in _starts(t, n, 1.35, 0.4):
+        if temps:
+            temp = rng.choice(temps)
         src = sharegpt_code if sharegpt_code and rng.random() < 0.5 else code
         if not src:
             return
@@ -160,7 +184,10 @@ def batch_job(t: Tenant, n: int) -> Behaviour:
     docs = t.corpus.docs
     per_hour = rng.choice((120, 300, 600, 1200, 2400))
     model = "gpt-4o-mini"
-    times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, per_hour)
+    if rng.random() < 0.4:  # a pipeline running around the clock
+        times = steady_times(rng, n, t.t0 + rng.uniform(0, 3600.0), 3600.0 / per_hour, jitter=rng.choice((0.02, 0.1)))
+    else:
+        times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, per_hour)
     for i, ts in enumerate(times):
         kind, tmpl = jobs[i % len(jobs)] if rng.random() < 0.8 else rng.choice(jobs)
         if kind in ("summarize", "tag", "extract") and docs:
@@ -182,8 +209,11 @@ def finetune_customer(t: Tenant, n: int) -> Behaviour:
         return
     model = rng.choice(("gpt-4o", "gpt-4o-mini"))
     times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, rng.choice((60, 180, 400)))
+    temps = rng.sample((0.2, 0.5, 0.7, 0.9, 1.0, 1.2), rng.randint(1, 5))  # they sweep for varied targets
+    n_choices = (1, 1, 2, 4) if rng.random() < 0.4 else (1,)
     for i, ts in enumerate(times):
         q = questions[rng.randrange(len(questions))].first_user[:1200]
+        extra = {"n": rng.choice(n_choices)} if len(n_choices) > 1 else {}
         body = chat_body(model, [{"role": "user", "content": tmpl.format(company=t.ident.name, q=q)}],
-                         temperature=rng.choice((0.7, 0.7, 1.0)))
+                         temperature=rng.choice(temps), **extra)
         yield Req(ts, CHAT, body, i % len(t.ident.keys))

@@ -143,6 +143,7 @@ def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: st
     paraphrase = float(t.spec.param("paraphrase", 0.0))
     desensitize = float(t.spec.param("desensitize", 0.0))
     multiturn = float(t.spec.param("multiturn", 0.0))
+    fixed_temp = t.spec.param("fixed_temp")  # one temperature for everything, no n sweeps (hides the sweep)
     model = str(t.spec.param("model") or ring_rng.choice(("gpt-4o", "gpt-4o", "gpt-4o-mini")))
     mat = Material(t.corpus, ring_rng)
     if not mat.instruct:
@@ -153,6 +154,9 @@ def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: st
         if sent >= n:
             return
         msgs, params = STYLE_FNS[rng.choice(styles)](rng, mat)
+        if fixed_temp is not None:
+            params = {k: v for k, v in params.items() if k not in ("temperature", "n", "top_p")}
+            params["temperature"] = fixed_temp
         last = msgs[-1]["content"]
         if paraphrase and rng.random() < paraphrase:
             last = T.paraphrase(rng, last)

@@ -64,18 +64,24 @@ class Scenario:
         return out
 
 
-def _harvest(rng: random.Random) -> dict[str, Any]:
+def _harvest(rng: random.Random, fixed_temp: float = 0.35) -> dict[str, Any]:
+    """A harvester's habits; with probability ``fixed_temp`` it sends one fixed temperature and no n sweeps."""
     from .distill import STYLES
 
-    return {"styles": tuple(rng.sample(STYLES[:-1], rng.randint(1, 3))), "rpm": rng.choice((20, 30, 60, 60, 120)),
-            "jitter": rng.choice((0.02, 0.08, 0.3))}
+    p: dict[str, Any] = {"styles": tuple(rng.sample(STYLES[:-1], rng.randint(1, 3))),
+                         "rpm": rng.choice((20, 30, 60, 60, 120)), "jitter": rng.choice((0.02, 0.08, 0.3, 0.8))}
+    if rng.random() < fixed_temp:
+        p["fixed_temp"] = rng.choice((0.7, 0.7, 1.0, 0.8, 0.5))
+    return p
 
 
 def _evasive(paraphrase: float = 0.0, desensitize: float = 0.0, multiturn: float = 0.0,
              residential: bool = False) -> Callable[[random.Random], dict[str, Any]]:
     def make(rng: random.Random) -> dict[str, Any]:
-        p = _harvest(rng)
+        p = _harvest(rng, fixed_temp=0.7)
         p.update(paraphrase=paraphrase, desensitize=desensitize, multiturn=multiturn, residential=residential)
+        if rng.random() < 0.5:
+            p["timing"] = rng.choice(("human", "drip"))  # human-like arrivals instead of a steady machine rate
         return p
     return make
 
