@@ -23,7 +23,7 @@ from typing import Any
 from scipy.stats import binomtest
 
 from ..watermark import Watermarker
-from ..watermark.detect import Position, positions
+from ..watermark.detect import Position, positions, score
 from ..watermark.embed import _PAIR_RE
 from ..watermark.keys import OrgKey
 from ..watermark.scan import SENT_END_RE, WORD_RE, Protector
@@ -180,19 +180,8 @@ def pooled_positions(texts: Iterable[str], wm: Watermarker) -> list[Position]:
 
 
 def _test(pos: Sequence[Position], key: OrgKey) -> tuple[float, float, int]:
-    hits = trials = 0
-    for p in pos:
-        g = key.choice(p.context, p.set_id, p.size)
-        if p.size == 2:
-            trials += 1
-            hits += g == p.index
-        else:
-            trials += 2
-            hits += ((g ^ p.index) & 1 == 0) + ((g ^ p.index) & 2 == 0)
-    if not trials:
-        return 1.0, 0.0, 0
-    pv = float(binomtest(hits, trials, 0.5, alternative="greater").pvalue)
-    return pv, (hits - trials / 2) / math.sqrt(trials / 4), trials
+    sc = score(list(pos), key)
+    return sc.p_value, sc.z, sc.trials
 
 
 def probe_texts(texts: Iterable[str], wm: Watermarker, org_ids: Sequence[str],

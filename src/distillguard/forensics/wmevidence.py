@@ -15,14 +15,12 @@ happens to share the keyed variants is slightly more similar to the stored answe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
-from scipy.stats import binomtest
 
 from ..watermark import Watermarker
-from ..watermark.detect import Position, positions
+from ..watermark.detect import Position, positions, score
 from ..watermark.detect import detect as detect_positions
 from .formats import DatasetRecord
 
@@ -74,19 +72,9 @@ class WatermarkEvidence:
         for org, (_, pooled, recs) in self._pools.items():
             best: tuple[float, float, int] | None = None
             for k in self.wm.keys(org):
-                hits = trials = 0
-                for p in pooled:
-                    g = k.choice(p.context, p.set_id, p.size)
-                    if p.size == 2:
-                        trials += 1
-                        hits += g == p.index
-                    else:
-                        trials += 2
-                        hits += ((g ^ p.index) & 1 == 0) + ((g ^ p.index) & 2 == 0)
-                pv = float(binomtest(hits, trials, 0.5, alternative="greater").pvalue) if trials else 1.0
-                z = (hits - trials / 2) / math.sqrt(trials / 4) if trials else 0.0
-                if best is None or pv < best[0]:
-                    best = (pv, z, trials)
+                sc = score(pooled, k)
+                if best is None or sc.p_value < best[0]:
+                    best = (sc.p_value, sc.z, sc.trials)
             assert best is not None
             rows.append({"org": org, "records": len(recs), "p_value": min(1.0, best[0] * n_tests),
                          "z": round(best[1], 3), "tokens_scored": best[2]})
