@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..jsonl import read_objects
 from .output import emit, err_console
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with (sys.stdin.buffer if str(path) == "-" else opener(path, "rb")) as f:  # type: ignore[attr-defined]
-        for line in f:
-            if line.strip():
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict):
-                    yield obj
+    return read_objects(path)
 
 
 def _labels(path: Path) -> dict[str, dict[str, Any]]:

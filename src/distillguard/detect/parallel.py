@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..jsonl import read_objects
 from .engine import Detector, Report, Tracked
 from .features import RequestFeatures, extract
 
@@ -65,7 +66,7 @@ def run_file(detector: Detector, path: str | Path, workers: int | None = None) -
     path = Path(path)
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
-        return detector.run(orjson.loads(line) for line in open(path, "rb") if line.strip())
+        return detector.run(read_objects(path))
     _JOB.update(detector=detector, path=path, shards=workers)
     try:
         with mp.get_context("fork").Pool(workers) as pool:

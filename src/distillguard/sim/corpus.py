@@ -15,7 +15,6 @@ tasks), ``docs`` (long answer texts reused as documents), and the benchmarks ``g
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
 from collections.abc import Iterator
@@ -23,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
+from ..jsonl import read_objects
 from ..upstreams.corpus import content_text, corpus_files
 
 Split = Literal["dev", "test", "all"]
@@ -123,16 +121,7 @@ def _pool_names(source: str) -> tuple[str, ...]:
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict):
-                    yield obj
+    return read_objects(path)
 
 
 class SimCorpus:
