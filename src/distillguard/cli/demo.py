@@ -31,6 +31,7 @@ def demo(
     """Run the gateway on the embedded default, drive simulated tenants over HTTP, detect and enforce."""
     from ..detect.engine import Detector
     from ..detect.evaluate import evaluate
+    from ..detect.model import provenance_note
     from ..sim import scenarios
     from ..sim.corpus import SimCorpus
     from ..sim.live import run_live
@@ -64,11 +65,13 @@ def demo(
                       f"statuses {summary.to_json()['statuses']}")
 
         console.rule("detection on the recorded traffic")
-        rep = Detector().run(orjson.loads(line) for line in traffic.open("rb"))
+        detector = Detector()
+        rep = detector.run(orjson.loads(line) for line in traffic.open("rb"))
         labels = {d["org"]: d for d in (orjson.loads(line) for line in labels_path.open("rb"))}
         metrics = evaluate(rep, labels)
         print_report(rep, metrics)
-        write_report(report_path, rep.to_json(metrics)["accounts"], list(labels.values()))
+        write_report(report_path, rep.to_json(metrics)["accounts"], list(labels.values()),
+                     notes=provenance_note(detector.model) + " This run: the demo scenario, test half, live over HTTP.")
 
         console.rule("enforcement")
         flagged = [a for a in rep.accounts if a.flagged]

@@ -52,7 +52,7 @@ def detect(
         labs = _labels(labels)
         metrics = evaluate(rep, labs)
     if report is not None:
-        _write_report(report, rep, labs, metrics)
+        _write_report(report, rep, labs, metrics, det.model)
     doc = rep.to_json(metrics)
     if as_json:
         emit(doc, True)
@@ -60,13 +60,15 @@ def detect(
     print_report(rep, metrics)
 
 
-def _write_report(path: Path, rep: Any, labels: dict[str, dict[str, Any]], metrics: Any) -> None:
+def _write_report(path: Path, rep: Any, labels: dict[str, dict[str, Any]], metrics: Any, det_model: Any) -> None:
     try:
         from ..sim.report import write_report
     except ImportError:
         err_console.print("[yellow]--report needs the simulator's report module; skipped[/yellow]")
         return
-    write_report(path, rep.to_json(metrics)["accounts"], list(labels.values()))
+    from ..detect.model import provenance_note
+
+    write_report(path, rep.to_json(metrics)["accounts"], list(labels.values()), notes=provenance_note(det_model))
     err_console.print(f"report written to {path}")
 
 

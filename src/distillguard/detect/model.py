@@ -163,3 +163,12 @@ def fit(
     return ScoringModel(
         features=names, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(), intercept=icpt.tolist(),
     )
+
+
+def provenance_note(model: ScoringModel) -> str:
+    """What the detector was trained on, for reports: numbers are only honest on the other split."""
+    how = model.meta.get("trained_on", "an unrecorded command")
+    return (f"Detector model trained and calibrated on simulator traffic from the DEV half of the corpus ({how}). "
+            "Report numbers on traffic from the TEST half (distillguard simulate --split test, the default): the halves "
+            "are split by a hash of each corpus record id (ShareGPT by conversation), so no prompt is on both sides.")
+
