@@ -63,3 +63,39 @@ def test_trace_bad_dataset_is_a_json_error(dg_home, tmp_path):
     res = CliRunner().invoke(_app(), ["trace", str(ds), "--json"])
     assert res.exit_code == 1
     assert json.loads(res.stdout.strip().splitlines()[-1])["error"]["code"] == "invalid_dataset"
+
+
+def test_probe_cli_white_box_names_the_org_whose_outputs_a_model_learned(dg_home, answers, tmp_path):
+    """`probe --model-file suspect --reference-file clean --json` against the orgs of the store (contract shape)."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from distillguard.cli.main import app
+    from distillguard.config import load_settings
+    from distillguard.forensics.radioactivity import NgramLM
+    from distillguard.services import open_store
+    from distillguard.watermark import Watermarker
+
+    settings = load_settings()
+    access = open_store(settings).access
+    harvester, other = access.apply("Harvester Inc"), access.apply("Other Co")
+    wm = Watermarker(settings.secret.get_secret_value())
+    texts = [a for _, a in answers]
+    clean, extra = texts[:300], texts[300:400]
+    NgramLM().train(clean).save(tmp_path / "ref.json.gz")
+    NgramLM().train(clean + [wm.apply(a, harvester.id) for a in extra]).save(tmp_path / "suspect.json.gz")
+    NgramLM().train(clean + extra).save(tmp_path / "innocent.json.gz")
+
+    def probe(model):
+        r = CliRunner().invoke(app, ["probe", "--model-file", str(tmp_path / model),
+                                     "--reference-file", str(tmp_path / "ref.json.gz"), "--json"])
+        assert r.exit_code == 0, r.output
+        return _json.loads(r.stdout)
+
+    hit = probe("suspect.json.gz")
+    assert set(hit) >= {"detected", "org", "tokens_scored", "orgs"}
+    assert hit["detected"] and hit["org"] == harvester.id
+    assert {o["org"] for o in hit["orgs"]} == {harvester.id, other.id}
+    miss = probe("innocent.json.gz")
+    assert not miss["detected"] and miss["org"] is None

@@ -147,6 +147,9 @@ def probe(
     model: str | None = typer.Option(None, "--model", help="Model name to ask the endpoint for."),
     org: str | None = typer.Option(None, "--org", help="Test only this org's keys (default: every org)."),
     samples: int = typer.Option(200, "--samples", help="Generations to score."),
+    reference_file: Path | None = typer.Option(
+        None, "--reference-file",
+        help="A clean n-gram model trained like the suspect: compare variant preferences (white-box with --model-file)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Test a suspect model for inherited watermarks (contracts §2); key from DG_PROBE_API_KEY if needed."""
@@ -156,6 +159,8 @@ def probe(
     from ..forensics.radioactivity import (
         NgramLM,
         endpoint_generations,
+        probe_models,
+        probe_reference,
         probe_texts,
         sample_model,
     )
@@ -170,11 +175,21 @@ def probe(
     orgs = [access.resolve_org(org).id] if org else [o.id for o in access.list_orgs()]
     assert settings.secret is not None
     wm = Watermarker(settings.secret.get_secret_value())
+    reference = None
+    if reference_file is not None:
+        try:
+            reference = NgramLM.load(reference_file)
+        except (ValueError, OSError) as e:
+            _fail("invalid_model", f"reference: {e}", as_json)
     if model_file is not None:
         try:
-            texts = sample_model(NgramLM.load(model_file), samples)
+            suspect = NgramLM.load(model_file)
         except (ValueError, OSError) as e:
             _fail("invalid_model", str(e), as_json)
+        if reference is not None:
+            _print_probe(probe_models(suspect, reference, wm, orgs), as_json)
+            return
+        texts = sample_model(suspect, samples)
     else:
         prompts: list[str] = []
         for rec in iter_corpus(None):
@@ -182,7 +197,14 @@ def probe(
                 prompts += [m["content"] for m in ap.context[-1:] if m["role"] == "user"]
         random.Random(0).shuffle(prompts)
         texts = endpoint_generations(endpoint, prompts[:samples], model, os.environ.get("DG_PROBE_API_KEY"))  # type: ignore[arg-type]
-    res = probe_texts(texts, wm, orgs)
+    if reference is not None:
+        res = probe_reference(texts, sample_model(reference, samples), wm, orgs)
+    else:
+        res = probe_texts(texts, wm, orgs)
+    _print_probe(res, as_json)
+
+
+def _print_probe(res: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit(res, True)
         return
