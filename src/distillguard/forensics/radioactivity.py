@@ -184,17 +184,24 @@ def _test(pos: Sequence[Position], key: OrgKey) -> tuple[float, float, int]:
     return sc.p_value, sc.z, sc.trials
 
 
-def probe_texts(texts: Iterable[str], wm: Watermarker, org_ids: Sequence[str],
-                threshold: float = PROBE_THRESHOLD) -> dict[str, Any]:
-    """The contract's probe answer: per org the corrected p-value; ``org`` the detected one (or None)."""
-    pos = pooled_positions(texts, wm)
+def _ranked(wm: Watermarker, org_ids: Sequence[str],
+            test: Callable[[OrgKey], tuple[float, float, int]]) -> list[dict[str, Any]]:
+    """Per org its best key's test, p-values Bonferroni-corrected over every key tried, most significant first."""
     orgs = list(dict.fromkeys(org_ids))
     n_keys = max(1, sum(len(wm.keys(o)) for o in orgs))
     rows = []
     for o in orgs:
-        pv, z, trials = min((_test(pos, k) for k in wm.keys(o)), key=lambda t: (t[0], -t[1]))
+        pv, z, trials = min((test(k) for k in wm.keys(o)), key=lambda t: (t[0], -t[1]))
         rows.append({"org": o, "p_value": min(1.0, pv * n_keys), "z": round(z, 3), "tokens_scored": trials})
     rows.sort(key=lambda r: (r["p_value"], -r["z"]))
+    return rows
+
+
+def probe_texts(texts: Iterable[str], wm: Watermarker, org_ids: Sequence[str],
+                threshold: float = PROBE_THRESHOLD) -> dict[str, Any]:
+    """The contract's probe answer: per org the corrected p-value; ``org`` the detected one (or None)."""
+    pos = pooled_positions(texts, wm)
+    rows = _ranked(wm, org_ids, lambda k: _test(pos, k))
     total = sum(1 if p.size == 2 else 2 for p in pos)
     best = rows[0] if rows else None
     detected = best is not None and best["p_value"] < threshold
@@ -342,13 +349,7 @@ def probe_reference(suspect_texts: Iterable[str], reference_texts: Iterable[str]
 
 def _probe_rows(shifts: Sequence[tuple[str, int, list[float]]], wm: Watermarker, org_ids: Sequence[str],
                 threshold: float) -> dict[str, Any]:
-    orgs = list(dict.fromkeys(org_ids))
-    n_keys = max(1, sum(len(wm.keys(o)) for o in orgs))
-    rows = []
-    for o in orgs:
-        pv, z, trials = min((_reference_test(shifts, k) for k in wm.keys(o)), key=lambda t: (t[0], -t[1]))
-        rows.append({"org": o, "p_value": min(1.0, pv * n_keys), "z": round(z, 3), "tokens_scored": trials})
-    rows.sort(key=lambda r: (r["p_value"], -r["z"]))
+    rows = _ranked(wm, org_ids, lambda k: _reference_test(shifts, k))
     best = rows[0] if rows else None
     detected = best is not None and best["p_value"] < threshold
     total = max((r["tokens_scored"] for r in rows), default=0)
