@@ -75,3 +75,16 @@ def test_reference_sign_test_is_fair_for_four_variant_sets():
     shifts = [(f"c{i}", 29, [0.3, -0.1, -0.1, -0.1]) for i in range(400)]
     _, z, trials = _reference_test(shifts, keys_for("s", "org_a")[0])
     assert trials == 800 and abs(z) < 4
+
+
+def test_evaluation_rows_find_the_marked_share_and_keep_clean_models_quiet(answers):
+    """Small version of `probe-eval`: the same-corpus reference test sees 10% marked text; clean models stay quiet."""
+    from distillguard.forensics.radioactivity import evaluate
+
+    texts = [a for _, a in answers]
+    res = evaluate(texts, rates=(0.0, 0.10), clean_models=3, train_words=50_000, clean_words=20_000, samples=40)
+    by_rate = {r["rate"]: r for r in res["rates"]}
+    assert by_rate[0.10]["p_reference"] < 1e-6 and by_rate[0.10]["org_reference"] == "org_suspect"
+    assert not by_rate[0.0]["org_reference"] and by_rate[0.0]["watermarked_words"] == 0
+    assert res["clean_models"] == 3 and set(res["clean_below_0.01_by_test"]) == {"samples", "reference", "reference_indep"}
+    assert all(p > 1e-6 for p in res["clean_min_p_by_test"].values())

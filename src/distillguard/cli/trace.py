@@ -216,28 +216,35 @@ def _print_probe(res: dict[str, Any], as_json: bool) -> None:
 def probe_eval(
     clean_models: int = typer.Option(100, "--clean-models"),
     samples: int = typer.Option(1000, "--samples"),
+    train_words: int = typer.Option(1_000_000, "--train-words", help="Words in each suspect's training corpus."),
+    clean_words: int = typer.Option(1_000_000, "--clean-words", help="Words in each clean model's corpus."),
     corpus: Path | None = typer.Option(None, "--corpus"),
     seed: int = typer.Option(7, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Radioactivity on real trained n-gram LMs: p-value per watermarked share, clean-model false positives."""
+    """Radioactivity on real trained n-gram LMs: p-value per watermarked share and test, clean-model false positives."""
     from ..forensics.evaluate import SHARED_DATA, load_points
     from ..forensics.radioactivity import evaluate
 
     if corpus is None and SHARED_DATA.is_dir():
         corpus = SHARED_DATA
     answers = [p.answer for p in load_points(corpus, "dev") if len(p.answer.split()) >= 20]
-    res = evaluate(answers, clean_models=clean_models, samples=samples, seed=seed, log=lambda s: err_console.print(s))
+    res = evaluate(answers, clean_models=clean_models, samples=samples, seed=seed, train_words=train_words,
+                   clean_words=clean_words, log=lambda s: err_console.print(s))
     if as_json:
         emit(res, True)
         return
-    table = Table(title="probe evaluation (word trigram LMs)")
-    for col in ("watermarked share", "train words", "p (org_suspect)", "z", "bits scored"):
+    table = Table(title="probe evaluation (word trigram LMs; p corrected over every org key)")
+    for col in ("watermarked share", "train words", "black-box samples p", "reference (same corpus) p",
+                "reference (independent) p", "bits scored (sample / ref / indep)"):
         table.add_column(col, justify="right")
     for r in res["rates"]:
-        table.add_row(f"{r['rate']:.0%}", str(r["train_words"]), f"{r['p_value']:.3g}", str(r["z"]), str(r["tokens_scored"]))
+        table.add_row(f"{r['rate']:.0%}", str(r["train_words"]), f"{r['p_value']:.3g}", f"{r['p_reference']:.3g}",
+                      f"{r['p_reference_indep']:.3g}",
+                      f"{r['tokens_scored']} / {r['bits_reference']} / {r['bits_reference_indep']}")
     from rich.console import Console
 
     Console().print(table)
-    Console().print(f"clean models: {res['clean_below_0.01']}/{res['clean_models']} with p < 0.01 "
-                    f"(min p {res['clean_min_p']:.3g})")
+    low, mins = res["clean_below_0.01_by_test"], res["clean_min_p_by_test"]
+    Console().print(f"clean models ({res['clean_models']}) with corrected p < 0.01: " + "; ".join(
+        f"{k} {low[k]} (min p {mins[k]:.3g})" for k in low if mins[k] is not None))

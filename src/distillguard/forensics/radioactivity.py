@@ -371,7 +371,7 @@ def _take(pool: Sequence[str], start: int, words: float) -> tuple[list[str], int
 
 
 def evaluate(answers: Sequence[str], rates: Sequence[float] = (0.0, 0.01, 0.05, 0.10), clean_models: int = 100,
-             train_words: int = 200_000, clean_words: int = 50_000, samples: int = 300, length: int = 120,
+             train_words: int = 1_000_000, clean_words: int = 1_000_000, samples: int = 300, length: int = 120,
              seed: int = 7, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train n-gram LMs on corpora with a share of watermarked answers (org_suspect's key) and probe them.
 
