@@ -3,27 +3,40 @@
 Stored outputs are real corpus answers, made unique by a random sentence prefix when more are needed
 than the corpus holds; the dataset mixes 10% transformed stored outputs with other answers.
 
-    .venv/bin/python benchmarks/trace_bench.py --index-size 200000 --dataset-size 100000 [--redis URL]
+Three phases, each in its own process so the peak RSS of the trace is its own (not the build's):
+
+1. build: the embedded index on disk (``--index-dir``, reused when it already holds ``--index-size``
+   outputs) and the stored answers in a SQLite table (what the ledger holds; the alignment step reads
+   the matched answers from it, in one query per batch);
+2. dataset: the suspect dataset as a JSONL file of mixed training formats;
+3. trace: open the index (memory-mapped), read the dataset file, trace it with alignment, prompt and
+   per-org watermark evidence (as ``distillguard trace`` does), report time and peak RSS.
+
+    .venv/bin/python benchmarks/trace_bench.py --index-size 1000000 --dataset-size 100000 [--redis URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from distillguard.forensics.adversary import transform
-from distillguard.forensics.formats import DatasetRecord, parse_record
-from distillguard.forensics.index import Output, OutputIndex
-from distillguard.forensics.trace import trace_records
-from distillguard.upstreams.corpus import answer_points, iter_corpus
-
-_WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"]
+_WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima",
+          "mike", "november", "oscar", "papa"]
+N_ORGS = 50
+SECRET = "trace-bench-secret"
 
 
 def _answers() -> list[tuple[str, str]]:
+    from distillguard.upstreams.corpus import answer_points, iter_corpus
+
     shared = Path("/work/shared/data")
     out = []
     for rec in iter_corpus(shared if shared.is_dir() else None):
@@ -32,58 +45,196 @@ def _answers() -> list[tuple[str, str]]:
     return out
 
 
+def _pools() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    rng = random.Random(1)
+    pool = _answers()
+    rng.shuffle(pool)
+    return pool[: len(pool) // 2], pool[len(pool) // 2 :]
+
+
 def _unique(rng: random.Random, text: str) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(8)) + ". " + text
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _org(k: int) -> str:
+    return f"org_{k % N_ORGS:02d}"
+
+
+def _outputs(stored: list[tuple[str, str]], n: int, watermark: bool):
+    """Stored output i is corpus answer k = i mod len(stored) (marked with org k's key, as the gateway
+    does), prefixed with a random sentence from the second round on; it belongs to org k."""
+    from distillguard.forensics.index import Output
+    from distillguard.watermark import Watermarker
+
+    wm = Watermarker(SECRET) if watermark else None
+    marked = [wm.apply(a, _org(k)) if wm else a for k, (_, a) in enumerate(stored[:n])]
+    rng = random.Random(2)
+    for i in range(n):
+        k = i % len(stored)
+        a = marked[k] if i < len(stored) else _unique(rng, marked[k])
+        yield Output(f"req_{i:08d}", _org(k), float(i), stored[k][0], a)
+
+
+def build(args: argparse.Namespace) -> None:
+    from distillguard.forensics.index import OutputIndex, clear_dir
+
+    stored, _ = _pools()
+    d = Path(args.index_dir)
+    clear_dir(d)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "answers.sqlite").unlink(missing_ok=True)
+    db = sqlite3.connect(d / "answers.sqlite")
+    db.execute("create table answers (id text primary key, text text)")
+    index = OutputIndex.redis(args.redis, prefix=args.redis_prefix) if args.redis else OutputIndex.open_dir(d)
+    t0 = time.perf_counter()
+    batch = []
+    for i, o in enumerate(_outputs(stored, args.index_size, args.watermark), 1):
+        batch.append(o)
+        if len(batch) >= 20_000:
+            index.add_outputs(batch)
+            db.executemany("insert into answers values (?, ?)", [(x.id, x.answer) for x in batch])
+            batch = []
+            if i % 200_000 == 0:
+                index.save()  # bounds the rows held in memory (as update_from_ledger does)
+    index.add_outputs(batch)
+    db.executemany("insert into answers values (?, ?)", [(x.id, x.answer) for x in batch])
+    index.save()
+    build_s = time.perf_counter() - t0
+    db.commit()
+    print(json.dumps({"build_s": build_s, "outputs": len(index), "build_rss_mb": rss_mb()}))
+
+
+def dataset(args: argparse.Namespace) -> None:
+    from distillguard.forensics.adversary import transform
+    from distillguard.watermark import Watermarker
+
+    stored, other = _pools()
+    wm = Watermarker(SECRET) if args.watermark else None
+    rng = random.Random(3)
+    n_pos = args.dataset_size // 10
+    objs = []
+    for i in range(args.dataset_size):
+        if i < n_pos:
+            k = rng.randrange(min(len(stored), args.index_size))
+            p, a = stored[k]
+            obj, _ = transform(p, wm.apply(a, _org(k)) if wm else a, rng)
+        else:
+            p, a = other[i % len(other)]
+            obj = {"instruction": p, "output": a if i < len(other) else _unique(rng, a)}
+        objs.append(obj)
+    rng.shuffle(objs)
+    with open(args.dataset, "w") as f:
+        f.writelines(json.dumps(obj) + "\n" for obj in objs)
+    print(json.dumps({"dataset": args.dataset}))
+
+
+def trace(args: argparse.Namespace) -> None:
+    from distillguard.forensics.formats import read_dataset
+    from distillguard.forensics.index import OutputIndex
+    from distillguard.forensics.trace import prompt_evidence, trace_records
+    from distillguard.forensics.wmevidence import WatermarkEvidence
+    from distillguard.watermark import Watermarker
+
+    d = Path(args.index_dir)
+    t0 = time.perf_counter()
+    index = OutputIndex.redis(args.redis, prefix=args.redis_prefix) if args.redis else OutputIndex.open_dir(d)
+    open_s = time.perf_counter() - t0
+    db = sqlite3.connect(d / "answers.sqlite")
+
+    def originals(ids: list[str]) -> dict[str, str]:
+        q = "select id, text from answers where id in (%s)" % ",".join("?" * len(ids))
+        return dict(db.execute(q, ids).fetchall()) if ids else {}
+
+    t0 = time.perf_counter()
+    records = list(read_dataset(args.dataset))
+    read_s = time.perf_counter() - t0
+    providers = [prompt_evidence(index)]
+    if args.watermark:
+        providers.append(WatermarkEvidence(Watermarker(SECRET), [_org(i) for i in range(N_ORGS)]))
+    t0, c0 = time.perf_counter(), _cpu()
+    res = trace_records(records, index, evidence=providers, originals_many=originals)
+    trace_s, trace_cpu = time.perf_counter() - t0, _cpu() - c0
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    mem = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile") if k in status}
+    if args.redis:  # the benchmark's keys are not kept
+        r = index.entries.r  # type: ignore[attr-defined]
+        pipe = r.pipeline(transaction=False)
+        for k in r.scan_iter(match=args.redis_prefix.encode() + b"*", count=5000):
+            pipe.delete(k)
+        pipe.execute()
+    print(json.dumps({"open_s": open_s, "read_s": read_s, "trace_s": trace_s, "records": len(records),
+                      "derived": res["summary"]["derived"], "index": len(index), "trace_rss_mb": rss_mb(),
+                      "trace_cpu_s": trace_cpu, "mem_mb": mem}))
+
+
+def _run(phase: str, argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", phase, *argv], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index-size", type=int, default=100_000)
     ap.add_argument("--dataset-size", type=int, default=100_000)
-    ap.add_argument("--redis", default=None, help="Redis URL: build the index in Redis instead of memory")
+    ap.add_argument("--index-dir", default=None, help="default: /tmp/dg-trace-bench-<index size>")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the index even if it exists")
+    ap.add_argument("--no-watermark", dest="watermark", action="store_false",
+                    help="stored answers unmarked and no watermark evidence")
+    ap.add_argument("--redis", default=None, help="Redis URL: build the index in Redis instead of on disk")
+    ap.add_argument("--redis-prefix", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--dataset", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    rng = random.Random(1)
-    pool = _answers()
-    rng.shuffle(pool)
-    stored_pool, other_pool = pool[: len(pool) // 2], pool[len(pool) // 2 :]
-    outputs = []
-    for i in range(args.index_size):
-        p, a = stored_pool[i % len(stored_pool)]
-        outputs.append(Output(f"req_{i:08d}", f"org_{i % 50:02d}", float(i), p,
-                              a if i < len(stored_pool) else _unique(rng, a)))
-    index = (OutputIndex.redis(args.redis, prefix=f"dgbench:{rng.getrandbits(32):x}:") if args.redis
-             else OutputIndex.memory())
-    base = rss_mb()
-    t0 = time.perf_counter()
-    index.add_outputs(outputs)
-    build_s = time.perf_counter() - t0
-    after_build = rss_mb()
-    del outputs
-    records = []
-    n_pos = args.dataset_size // 10
-    for i in range(args.dataset_size):
-        if i < n_pos:
-            p, a = stored_pool[rng.randrange(min(len(stored_pool), args.index_size))]
-            obj, _ = transform(p, a, rng)
-        else:
-            p, a = other_pool[i % len(other_pool)]
-            obj = {"instruction": p, "output": a if i < len(other_pool) else _unique(rng, a)}
-        records.append(DatasetRecord(i, parse_record(obj)[1]))
-    t0 = time.perf_counter()
-    res = trace_records(records, index)
-    trace_s = time.perf_counter() - t0
-    print(f"| index backend | {'redis' if args.redis else 'memory'} |")
-    print(f"| stored outputs indexed | {len(index)} |")
-    print(f"| index build | {build_s:.1f} s ({len(index) / build_s:.0f} outputs/s) |")
-    print(f"| RSS after build (max) | {after_build:.0f} MB (start {base:.0f} MB) |")
-    print(f"| dataset records traced | {len(records)} |")
-    print(f"| trace time | {trace_s:.1f} s ({len(records) / trace_s:.0f} records/s) |")
-    print(f"| peak RSS (whole process) | {rss_mb():.0f} MB |")
-    print(f"| derived found | {res['summary']['derived']} (of {n_pos} planted) |")
+    args.index_dir = args.index_dir or f"/tmp/dg-trace-bench-{args.index_size}{'-nowm' if not args.watermark else ''}"
+    if args.phase:
+        {"build": build, "dataset": dataset, "trace": trace}[args.phase](args)
+        return
+    argv = [a for a in sys.argv[1:] if a != "--rebuild"]
+    if not any(a.startswith("--index-dir") for a in argv):
+        argv += ["--index-dir", args.index_dir]
+    if args.redis:
+        argv += ["--redis-prefix", f"dgbench:{random.getrandbits(32):x}:"]
+    meta = Path(args.index_dir) / "entries.json"
+    from distillguard.forensics.entries import FORMAT
+
+    info = json.loads(meta.read_text()) if meta.is_file() and not args.redis else {}
+    have = info.get("count") if info.get("format") == FORMAT else None
+    built = None
+    if args.rebuild or have != args.index_size or args.redis:
+        built = _run("build", argv)
+    ds = Path(args.index_dir) / f"dataset-{args.dataset_size}.jsonl"
+    if not ds.is_file():
+        _run("dataset", argv + ["--dataset", str(ds)])
+    tr = _run("trace", argv + ["--dataset", str(ds)])
+    load = os.getloadavg()
+    print("| measure | value |\n|---|---|")
+    print(f"| index backend | {'redis' if args.redis else 'disk (memory-mapped)'} |")
+    print(f"| stored outputs indexed | {tr['index']} |")
+    if built:
+        print(f"| index build | {built['build_s']:.0f} s ({built['outputs'] / built['build_s']:.0f} outputs/s), "
+              f"peak RSS {built['build_rss_mb']:.0f} MB |")
+    else:
+        print("| index build | reused from an earlier run |")
+    print(f"| open index | {tr['open_s']:.2f} s |")
+    print(f"| read dataset file | {tr['read_s']:.1f} s |")
+    print(f"| dataset records traced | {tr['records']} |")
+    print(f"| trace time (wall) | {tr['trace_s']:.1f} s ({tr['records'] / tr['trace_s']:.0f} records/s) |")
+    print(f"| trace CPU time (user + sys) | {tr['trace_cpu_s']:.1f} s |")
+    m = tr["mem_mb"]
+    print(f"| peak RSS of the trace process | {tr['trace_rss_mb']:.0f} MB (at the end: {m.get('RssAnon', 0):.0f} MB "
+          f"anonymous + {m.get('RssFile', 0):.0f} MB mapped index pages) |")
+    print(f"| derived found | {tr['derived']} (of {args.dataset_size // 10} planted) |")
+    print(f"| load average after (1/5/15 min) | {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -64,14 +64,37 @@ def test_incremental_update_and_persistence_round_trip(tmp_path, outputs):
     assert _query(again, outputs[3].answer)[0].entry.id == outputs[3].id
 
 
-def test_memory_mapped_load_then_add(tmp_path, outputs):
+def test_memory_mapped_load_then_add_then_save_again(tmp_path, outputs):
+    import numpy as np
+
     d = tmp_path / "ix"
     index = OutputIndex.memory(directory=d)
     index.add_outputs(outputs[:10])
     index.save()
-    mm = OutputIndex.open_dir(d, mmap=True)
+    mm = OutputIndex.open_dir(d)
+    assert isinstance(mm.entries._base["sig"], np.memmap)  # read from disk, not copied into RAM
     mm.add_outputs(outputs[10:12])
+    # rows not saved yet and rows on disk are both found
     assert len(mm) == 12 and _query(mm, outputs[11].answer)[0].entry.id == outputs[11].id
+    assert _query(mm, outputs[2].answer)[0].entry.id == outputs[2].id
+    mm.save()
+    again = OutputIndex.open_dir(d)
+    assert len(again) == 12 and again.entries.known([outputs[11].id, "req_never"]) == [True, False]
+    for o in (outputs[1], outputs[11]):
+        best = _query(again, o.answer)[0]
+        assert (best.entry.id, best.entry.org, best.score) == (o.id, o.org, 1.0)
+
+
+def test_old_format_index_is_rebuilt(tmp_path, outputs):
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / "lsh.pkl").write_bytes(b"old pickle")
+    (d / "entries.json").write_text('{"ids": []}')
+    index = OutputIndex.open_dir(d)
+    assert len(index) == 0 and not (d / "lsh.pkl").exists()
+    index.add_outputs(outputs[:3])
+    index.save()
+    assert len(OutputIndex.open_dir(d)) == 3
 
 
 def test_redis_storage(redis_url, redis_prefix, outputs):
@@ -85,6 +108,13 @@ def test_redis_storage(redis_url, redis_prefix, outputs):
     assert other.add_outputs(outputs[:45]) == 5
     best = _query(other, desensitize_placeholders(outputs[7].answer, random.Random(3)))[0]
     assert best.entry.id == outputs[7].id and best.entry.org == outputs[7].org
+    # shingle document frequencies are shared in Redis too, equal to the embedded index's
+    mem = OutputIndex.memory()
+    mem.add_outputs(outputs[:45])
+    fresh = OutputIndex.redis(redis_url, prefix=redis_prefix)
+    hv = mem.sketcher.shingle_hashes(mem.sketcher.sketch(outputs[3].answer).toks)
+    assert fresh.df.docs == mem.df.docs == 45
+    assert (fresh.df.df(hv) == mem.df.df(hv)).all() and fresh.df.df(hv).max() >= 1
     assert _query(index, outputs[42].answer)[0].entry.id == outputs[42].id
     r = redis.Redis.from_url(redis_url)
     tag = redis_prefix[len("dgtest:"):].encode()

@@ -106,6 +106,14 @@ def test_alignment_with_stored_texts_keeps_copies_and_drops_regenerations(tmp_pa
     path, derived = _dataset(tmp_path, outputs, answers)
     stored = {o.id: o.answer for o in outputs}
     res = trace(path, index, originals=stored.get, align_rule=(0.15, 0.7))  # the tuned rule: trace-eval
+    asked: list[list[str]] = []
+
+    def many(ids):
+        asked.append(ids)
+        return {i: stored[i] for i in ids if i in stored}
+
+    batched = trace(path, index, originals_many=many, align_rule=(0.15, 0.7))  # one lookup per batch
+    assert len(asked) == 1 and batched["records"] == res["records"]
     by_index = {r["index"]: r for r in res["records"]}
     for i, o in derived.items():
         r = by_index[i]

@@ -19,6 +19,14 @@ def test_round_trip_keeps_every_field(store: LedgerStore):
     assert store.get("req_missing") is None
 
 
+def test_get_many_returns_the_existing_records_in_chunks(store: LedgerStore):
+    recs = [make_record(i) for i in range(7)]
+    store.write_batch(recs)
+    got = store.get_many([r.id for r in recs[:5]] + ["req_missing", recs[0].id], chunk=2)
+    assert got == {r.id: r for r in recs[:5]}
+    assert store.get_many([]) == {}
+
+
 def test_write_accepts_mappings_and_ignores_unknown_keys(store: LedgerStore):
     row = make_record(1).to_row() | {"unknown": 1}
     assert store.write_batch([row]) == 1

@@ -66,13 +66,16 @@ def trace(
         rec = ledger.get(rid)
         return rec.response_text if rec else None
 
+    def originals(rids: list[str]) -> dict[str, str]:  # the same, one query per batch of candidates
+        return {rid: rec.response_text for rid, rec in ledger.get_many(rids).items()}
+
     with _progress() as prog:
         t = prog.add_task("indexing ledger", total=None)
         added = index.update_from_ledger(ledger, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, visible=False)
         t2 = prog.add_task("tracing", total=len(records))
         result = trace_records(records, index, keep_matches=report is not None, evidence=_evidence(settings, store, index),
-                               originals=original, progress=lambda n: prog.update(t2, completed=n))
+                               originals_many=originals, progress=lambda n: prog.update(t2, completed=n))
     result["summary"]["index_added"] = added
     matches = result.pop("_matches", {})
     if report is not None:

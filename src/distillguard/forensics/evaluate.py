@@ -211,7 +211,7 @@ def evaluate(
     if thresholds or distincts or gaps:
         res = trace_records(records, index, min_distinct=0.0, keep_matches=True, evidence=[prompt_evidence(index)],
                             originals=stored.get, align_threshold=min(thresholds or [ALIGN_THRESHOLD]),
-                            align_rule=(1.0, 0.0))
+                            align_rule=(1.0, 0.0), corroborate=False)
         ms = res["_matches"]
 
         def keep(m: Any, t: float, d: float, g: float) -> bool:

@@ -4,15 +4,22 @@ Built from the ledger and kept up to date incrementally: ``update_from_ledger`` 
 little before the high-water mark (answers are written when they finish, stamped when they started)
 and skips ids already indexed. Two layouts:
 
-- embedded (default): LSH tables pickled and entries as ``.npy`` files under ``DG_HOME/forensics``;
-- Redis: LSH tables in Redis (datasketch ``storage_config``) and entries in Redis hashes, all under
-  one key prefix, shared by every process that opens it.
+- embedded (default): band tables as sorted arrays and entries as fixed-width column files under
+  ``DG_HOME/forensics``, read memory-mapped (:mod:`.bands`, :mod:`.entries`), so opening a
+  million-output index costs no parsing and a trace touches only what it searches;
+- Redis: datasketch's LSH tables in Redis (``storage_config``), entries in Redis hashes and the
+  shingle document frequencies in one Redis string, all under one key prefix, shared by every process
+  that opens it (slower per query than the embedded layout: a round trip per band and batch).
+
+Queries are batched: a batch of sketches becomes flat arrays of (query, stored row) pairs, scored in
+numpy (Jaccard and containment from the stored sketches), and only the best few per query become
+:class:`Candidate` objects.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
+import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +30,20 @@ from datasketch import MinHashLSH
 
 from ..ledger.record import LedgerRecord
 from ..upstreams.corpus import content_text
-from .entries import ArrayEntries, Entry, EntryTable, RedisEntries, batched
-from .sketch import (
-    NUM_PERM,
-    PROMPT_PERM,
-    SHINGLE,
-    Sketch,
-    Sketcher,
-    containment,
-    jaccard,
-)
-from .weights import ShingleDF, shingle_hashes
+from .bands import ArrayBands, DatasketchBands, lsh_params
+from .entries import FORMAT, ArrayEntries, Entry, EntryTable, RedisEntries, batched
+from .sketch import NUM_PERM, PROMPT_PERM, SHINGLE, Sketch, SketchBatch, Sketcher
+from .weights import RedisShingleDF, ShingleDF
 
 LSH_THRESHOLD = 0.3  # candidate generation (Jaccard); verification decides
 LSH_WEIGHTS = (0.3, 0.7)  # favour recall: a false candidate costs only one comparison
 OVERLAP_S = 900.0  # re-read this much before the high-water mark (long requests are written late)
-_FILES = ("lsh.pkl", "entries.json", "sig.npy", "psig.npy", "num.npy", "df.npz")
+PAIR_CHUNK = 65536  # (query, row) pairs scored per numpy block
+SAVE_EVERY = 200_000  # outputs indexed from the ledger between saves (bounds the in-memory delta)
+_FILES = ("entries.json", "sig.bin", "psig.bin", "num.bin", "orgc.bin", "idh.bin", "ids.bin", "bkeys.npy",
+          "brows.npy", "df.npz")
+_OLD_FILES = ("lsh.pkl", "sig.npy", "psig.npy", "num.npy")  # format 1 (pickled datasketch LSH)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,36 +96,57 @@ def output_of(rec: LedgerRecord) -> Output | None:
     return Output(rec.id, rec.org, float(rec.ts), request_prompt(rec.request), rec.response_text)
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Scored (query, stored row) pairs as flat arrays, best first within each query."""
+
+    query: np.ndarray
+    row: np.ndarray
+    jaccard: np.ndarray
+    containment: np.ndarray
+
+    @property
+    def score(self) -> np.ndarray:
+        return np.maximum(self.jaccard, self.containment)
+
+    def take(self, sel: np.ndarray) -> Scored:
+        return Scored(self.query[sel], self.row[sel], self.jaccard[sel], self.containment[sel])
+
+
 class OutputIndex:
     """MinHash LSH over stored outputs + the entry table; query with sketches of suspect texts."""
 
-    def __init__(self, lsh: MinHashLSH, entries: EntryTable, sketcher: Sketcher,
+    def __init__(self, bands: ArrayBands | DatasketchBands, entries: EntryTable, sketcher: Sketcher,
                  directory: Path | None = None, df: ShingleDF | None = None) -> None:
-        self.lsh, self.entries, self.sketcher, self.directory = lsh, entries, sketcher, directory
-        # shingle document frequencies (None: not kept, e.g. the Redis layout, or an index built before them)
+        self.bands, self.entries, self.sketcher, self.directory = bands, entries, sketcher, directory
+        # shingle document frequencies (None: not kept)
         self.df = df
 
     # ---- construction -----------------------------------------------------------------------
-    @staticmethod
-    def _new_lsh(num_perm: int, storage_config: dict[str, Any] | None = None) -> MinHashLSH:
-        return MinHashLSH(threshold=LSH_THRESHOLD, num_perm=num_perm, weights=LSH_WEIGHTS,
-                          storage_config=storage_config)
-
     @classmethod
     def memory(cls, num_perm: int = NUM_PERM, directory: Path | None = None) -> OutputIndex:
-        return cls(cls._new_lsh(num_perm), ArrayEntries(num_perm, PROMPT_PERM, directory),
+        b, r = lsh_params(LSH_THRESHOLD, num_perm, LSH_WEIGHTS)
+        return cls(ArrayBands(b, r, directory), ArrayEntries(num_perm, PROMPT_PERM, directory),
                    Sketcher(num_perm, SHINGLE), directory, ShingleDF())
 
     @classmethod
-    def open_dir(cls, directory: str | Path, num_perm: int = NUM_PERM, mmap: bool = False) -> OutputIndex:
-        """The embedded index persisted in ``directory`` (created empty when absent)."""
+    def open_dir(cls, directory: str | Path, num_perm: int = NUM_PERM) -> OutputIndex:
+        """The embedded index persisted in ``directory`` (created empty when absent).
+
+        An index of the previous on-disk format (its sketches used another shingle hash) is deleted
+        and starts empty: the next ``update_from_ledger`` rebuilds it from the whole ledger.
+        """
         d = Path(directory)
-        if not (d / "lsh.pkl").is_file():
+        meta = d / "entries.json"
+        fmt = json.loads(meta.read_text()).get("format") if meta.is_file() else FORMAT
+        if fmt != FORMAT or any((d / f).is_file() for f in _OLD_FILES):
+            log.warning("forensics index in %s has an old format; rebuilding it from the ledger", d)
+            clear_dir(d)
+        if not (d / "entries.json").is_file():
             return cls.memory(num_perm, d)
-        with open(d / "lsh.pkl", "rb") as f:
-            lsh = pickle.load(f)
-        entries = ArrayEntries.load(d, mmap=mmap)
-        return cls(lsh, entries, Sketcher(entries.num_perm, SHINGLE), d, ShingleDF.load(d))
+        entries = ArrayEntries.load(d)
+        b, r = lsh_params(LSH_THRESHOLD, entries.num_perm, LSH_WEIGHTS)
+        return cls(ArrayBands.load(d, b, r), entries, Sketcher(entries.num_perm, SHINGLE), d, ShingleDF.load(d))
 
     @classmethod
     def redis(cls, url: str, prefix: str = "dg:forensics:", num_perm: int = NUM_PERM) -> OutputIndex:
@@ -134,39 +160,40 @@ class OutputIndex:
             conn = {k: v for k, v in conn.items() if k not in ("host", "port")}
         config = {"type": "redis", "basename": (prefix + "lsh").encode(), "redis": conn,
                   "redis_buffer": {"transaction": False}}
-        return cls(cls._new_lsh(num_perm, config), RedisEntries(client, prefix, num_perm, PROMPT_PERM),
-                   Sketcher(num_perm, SHINGLE))
+        sketcher = Sketcher(num_perm, SHINGLE)
+        lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=num_perm, weights=LSH_WEIGHTS, storage_config=config)
+        return cls(DatasketchBands(lsh, sketcher.minhash), RedisEntries(client, prefix, num_perm, PROMPT_PERM),
+                   sketcher, df=RedisShingleDF(client, prefix + "df"))
 
     # ---- writes -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add_outputs(self, outputs: Iterable[Output], batch: int = 2000) -> int:
-        """Index the outputs (ids already indexed are skipped); returns how many were added."""
-        added = 0
+    def add_outputs(self, outputs: Iterable[Output], batch: int = 2000, save_every: int | None = None) -> int:
+        """Index the outputs (ids already indexed are skipped); returns how many were added.
+
+        With ``save_every`` the embedded index is saved each time that many more were added, which
+        bounds the rows held in memory while indexing a large ledger."""
+        added = unsaved = 0
         for chunk in batched(outputs, batch):
             known = self.entries.known([o.id for o in chunk])
             fresh = list({o.id: o for o, k in zip(chunk, known) if not k}.values())
             if not fresh:
                 continue
-            rows = self.entries.next_rows(len(fresh))  # type: ignore[attr-defined]
-            entries: list[Entry] = []
-            docs: list[np.ndarray] = []
-            with self.lsh.insertion_session(buffer_size=len(fresh) * self.lsh.b + 16) as session:
-                for row, o in zip(rows, fresh):
-                    sh = self.sketcher.shingle_set(o.answer)
-                    a = self.sketcher.sketch_set(sh)
-                    if self.df is not None:
-                        docs.append(shingle_hashes(self.sketcher.proto, list(sh)))
-                    p = self.sketcher.sketch(o.prompt)
-                    session.insert(row, a.minhash, check_duplication=False)
-                    entries.append(Entry(row, o.id, o.org, o.ts, a.size,
-                                         np.asarray(a.values, np.uint32),
-                                         np.asarray(p.values[:PROMPT_PERM], np.uint32), p.size))
-            self.entries.add(entries)
+            rows = np.asarray(self.entries.next_rows(len(fresh)), np.int64)  # type: ignore[attr-defined]
+            a = self.sketcher.batch([o.answer for o in fresh])
+            p = self.sketcher.batch([o.prompt for o in fresh])
+            self.bands.add(rows, a.values)
+            self.entries.add_columns([o.id for o in fresh], [o.org for o in fresh],  # type: ignore[attr-defined]
+                                     np.array([o.ts for o in fresh], np.float64), a.sizes, a.values,
+                                     p.values[:, :PROMPT_PERM], p.sizes)
             if self.df is not None:
-                self.df.add(docs)
-            added += len(entries)
+                self.df.add_grouped(a.hashes, a.starts)
+            added += len(fresh)
+            unsaved += len(fresh)
+            if save_every and unsaved >= save_every:
+                self.save()
+                unsaved = 0
         return added
 
     def update_from_ledger(self, store: Any, overlap_s: float = OVERLAP_S,
@@ -191,7 +218,7 @@ class OutputIndex:
                 if o is not None:
                     yield o
 
-        added = self.add_outputs(outputs())
+        added = self.add_outputs(outputs(), save_every=SAVE_EVERY)
         if top[0] is not None:
             self.entries.set_state({**self.entries.get_state(), "ledger_ts": top[0]})
         self.save()
@@ -201,42 +228,64 @@ class OutputIndex:
         """Persist the embedded index (a no-op for Redis, where every write is already stored)."""
         if isinstance(self.entries, ArrayEntries) and self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / "lsh.pkl.tmp"
-            with open(tmp, "wb") as f:
-                pickle.dump(self.lsh, f, protocol=pickle.HIGHEST_PROTOCOL)
-            self.entries.save()
+            assert isinstance(self.bands, ArrayBands)
+            self.bands.save(self.directory)  # rows first: entries.json (the commit point) last
             if self.df is not None:
                 self.df.save(self.directory)
-            os.replace(tmp, self.directory / "lsh.pkl")
+            self.entries.save()
 
     # ---- reads ------------------------------------------------------------------------------
-    def candidates(self, sketches: Sequence[Sketch]) -> list[list[Candidate]]:
-        """For each sketch, the stored outputs sharing an LSH band with it, scored (best first).
+    def score(self, values: np.ndarray, sizes: np.ndarray, top: int | None = None) -> Scored:
+        """Every stored output sharing an LSH band with each query, scored; the best ``top`` per query.
 
-        Bands are looked up for the whole batch at once (one pipeline per band on Redis).
+        ``values`` (queries x num_perm) and ``sizes`` (shingle counts) are a batch of query sketches;
+        empty queries (size 0) get no candidates. Pairs come out grouped by query, best first
+        (score = max(Jaccard, containment of the query in the stored output), then Jaccard).
         """
-        rows_per: list[set[int]] = [set() for _ in sketches]
-        live = [i for i, s in enumerate(sketches) if s.size > 0]
-        if not live or len(self.entries) == 0:
-            return [[] for _ in sketches]
-        for (start, end), table in zip(self.lsh.hashranges, self.lsh.hashtables):
-            keys = [self.lsh._H(sketches[i].values[start:end]) for i in live]
-            for i, found in zip(live, table.getmany(*keys)):
-                if found:
-                    rows_per[i].update(pickle.loads(k) if self.lsh.prepickle else k for k in found)
-        all_rows = sorted(set().union(*rows_per))
-        by_row = {e.row: e for e in self.entries.get_many(all_rows)}
-        out: list[list[Candidate]] = []
-        for s, rows in zip(sketches, rows_per):
-            scored = []
-            for r in rows:
-                e = by_row.get(r)
-                if e is None:
-                    continue
-                j = jaccard(s.values, e.sig)
-                scored.append(Candidate(e, j, containment(j, s.size, e.size)))
-            scored.sort(key=lambda c: (c.score, c.jaccard), reverse=True)
-            out.append(scored)
+        values = np.asarray(values, np.uint32)
+        sizes = np.asarray(sizes, np.int64)
+        live = np.flatnonzero(sizes > 0)
+        empty = Scored(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float64, np.float64)))
+        if len(live) == 0 or len(self.entries) == 0:
+            return empty
+        qi, rows = self.bands.query(values[live])
+        if len(qi) == 0:
+            return empty
+        qi = live[qi]
+        j = np.empty(len(qi), np.float64)
+        ssize = np.empty(len(qi), np.int64)
+        n = values.shape[1]
+        for lo in range(0, len(qi), PAIR_CHUNK):
+            sl = slice(lo, lo + PAIR_CHUNK)
+            sig, ssize[sl] = self.entries.sigs(rows[sl])
+            j[sl] = np.count_nonzero(sig[:, :n] == values[qi[sl]].astype(sig.dtype), axis=1) / n
+        qs = sizes[qi].astype(np.float64)
+        cont = np.minimum(1.0, np.where(j > 0, j * (qs + ssize) / (1.0 + j), 0.0) / qs)
+        order = np.lexsort((-j, -np.maximum(j, cont), qi))
+        out = Scored(qi[order], rows[order], j[order], cont[order])
+        if top is not None:
+            first = np.concatenate(([0], np.flatnonzero(np.diff(out.query)) + 1))
+            rank = np.arange(len(out.query)) - np.repeat(first, np.diff(np.append(first, len(out.query))))
+            out = out.take(rank < top)
+        return out
+
+    def candidates(self, sketches: Sequence[Sketch] | SketchBatch, top: int | None = None) -> list[list[Candidate]]:
+        """For each sketch, the stored outputs sharing an LSH band with it, scored (best first)."""
+        if isinstance(sketches, SketchBatch):
+            values, sizes, n = sketches.values, sketches.sizes, len(sketches)
+        else:
+            n = len(sketches)
+            if n == 0:
+                return []
+            values = np.stack([np.asarray(s.values, np.uint32) for s in sketches])
+            sizes = np.array([s.size for s in sketches], np.int64)
+        sc = self.score(values, sizes, top)
+        by_row = {e.row: e for e in self.entries.get_many(np.unique(sc.row).tolist())}
+        out: list[list[Candidate]] = [[] for _ in range(n)]
+        for q, r, j, c in zip(sc.query.tolist(), sc.row.tolist(), sc.jaccard.tolist(), sc.containment.tolist()):
+            e = by_row.get(r)
+            if e is not None:
+                out[q].append(Candidate(e, j, c))
         return out
 
 
@@ -246,5 +295,5 @@ def default_index_dir(home: Path) -> Path:
 
 def clear_dir(directory: Path) -> None:
     """Delete a persisted embedded index (rebuild from scratch)."""
-    for name in _FILES:
+    for name in _FILES + _OLD_FILES:
         (Path(directory) / name).unlink(missing_ok=True)

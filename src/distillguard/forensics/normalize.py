@@ -27,32 +27,51 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?<!\w)\+?\d[\d ()./-]{6,}\d(?!\w)")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # a capitalised word that does not start a sentence (names, places, organisations)
-_NAME = re.compile(r"(?<=[a-z0-9,;:)\]] )(?:[A-Z][a-z'’]+|[A-Z]{2,})(?:[ -](?:[A-Z][a-z'’]+|[A-Z]{2,}))*")
+# (written to start with a character class, which the regex engine scans for quickly; the lookbehind
+# checks the two characters before the capital)
+_NAME = re.compile(r"[A-Z](?<=[a-z0-9,;:)\]] [A-Z])(?:[a-z'’]+|[A-Z]+)(?:[ -](?:[A-Z][a-z'’]+|[A-Z]{2,}))*")
 _CODE_FENCE = re.compile(r"```[\w+-]*")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|{MASK}")
 
 
+_DIGIT = re.compile(r"\d")
+_PHONE_HINT = re.compile(r"\d[\d ()./-]{6,}\d")  # every phone match contains one
+# ASCII text (plus the mask) is tokenised by a byte table: letters, digits and the mask kept, the rest split
+_ASCII_TABLE = bytes(c if (48 <= c <= 57 or 97 <= c <= 122 or c == 0xA7) else 32 for c in range(256))
+_MASK_RUN = re.compile(rf"{MASK}(?:[\W_]*{MASK})+")  # masks with no token between them: one mask
+# a pass can only match text containing one of its triggers; skipping the others keeps the result exact
+_PLACEHOLDER_TRIGGERS = ("<", "[", "{{", "***", "###", "XXX", "xxxx", "\u2588")
+
+
 def mask_pii(text: str) -> str:
     """The text with every PII-like span replaced by the mask token."""
-    text = _PLACEHOLDER.sub(_M, text)
-    text = _URL.sub(_M, text)
-    text = _EMAIL.sub(_M, text)
-    text = _PHONE.sub(_M, text)
+    if any(t in text for t in _PLACEHOLDER_TRIGGERS):
+        text = _PLACEHOLDER.sub(_M, text)
+    low = text.lower()
+    if "http" in low or "www." in low:
+        text = _URL.sub(_M, text)
+    if "@" in text:
+        text = _EMAIL.sub(_M, text)
+    digits = _DIGIT.search(text) is not None
+    if digits and _PHONE_HINT.search(text):
+        text = _PHONE.sub(_M, text)
     text = _NAME.sub(_M, text)
-    text = _NUMBER.sub(_M, text)
+    if digits:
+        text = _NUMBER.sub(_M, text)
     return text
 
 
 def tokens(text: str) -> list[str]:
     """Normalised tokens: PII masked, lowercased, markup dropped, repeated masks collapsed."""
-    text = _CODE_FENCE.sub(" ", text)
-    out: list[str] = []
-    for tok in _TOKEN.findall(mask_pii(text).lower()):
-        if tok == MASK and out and out[-1] == MASK:
-            continue
-        out.append(tok)
-    return out
+    if "```" in text:
+        text = _CODE_FENCE.sub(" ", text)
+    masked = mask_pii(text).lower()
+    if MASK in masked:
+        masked = _MASK_RUN.sub(MASK, masked)
+    if text.isascii():  # the masked text is ASCII plus the mask: split on a byte table (same tokens)
+        return masked.encode("latin-1").translate(_ASCII_TABLE).decode("latin-1").split()
+    return _TOKEN.findall(masked)
 
 
 def shingles(toks: list[str], k: int = 3) -> set[str]:

@@ -18,7 +18,7 @@ Providers with a ``summary()`` add a dataset-level verdict to the summary (``sum
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .align import MAX_GAPS, MIN_BLOCKS, Alignment, align
+from .corroborate import Decision, decide
 from .formats import DatasetRecord, read_dataset
 from .index import Candidate, OutputIndex
 from .sketch import PROMPT_PERM, Sketch, jaccard, overlap
@@ -53,6 +54,7 @@ class Match:
     confidence: float = 0.0
     weighted: Weighted | None = None  # the match judged on distinctive content (None: no frequencies kept)
     alignment: Alignment | None = None  # the record aligned with the stored text (None: texts not available)
+    decision: Decision | None = None  # corroboration of the aligned match (:mod:`.corroborate`)
 
     @property
     def score(self) -> float:
@@ -86,6 +88,14 @@ def prompt_evidence(index: OutputIndex) -> Evidence:
     return ev
 
 
+def _prompt_j(m: Match) -> float | None:
+    """Estimated Jaccard of the record's prompt and the matched request's prompt (None: either is empty)."""
+    e = m.candidate.entry
+    if m.prompt_sketch is None or m.prompt_sketch.size == 0 or e.psize == 0:
+        return None
+    return jaccard(np.asarray(m.prompt_sketch.values[:PROMPT_PERM], np.uint32), e.psig)
+
+
 def _confidence(score: float, extra: Iterable[float]) -> float:
     """Combine independent strengths as 1 - prod(1 - s); the MinHash score is capped below 1."""
     miss = 1.0 - min(score, 0.99)
@@ -106,12 +116,12 @@ def _verified(c: Candidate, s: Sketch, threshold: float) -> bool:
     return overlap(c.jaccard, s.size, c.entry.size) >= MIN_OVERLAP
 
 
-def _weighted(index: OutputIndex, answer: str, s: Sketch, c: Candidate) -> Weighted | None:
+def _weighted(index: OutputIndex, s: Sketch, c: Candidate) -> Weighted | None:
     if index.df is None:
         return None
     shared = overlap(c.jaccard, s.size, c.entry.size)
-    sh = list(index.sketcher.shingle_set(answer))
-    return weigh(index.sketcher.proto, sh, np.asarray(s.values), c.entry.sig, index.df, shared)
+    hv = s.hashes if s.hashes is not None else index.sketcher.shingle_hashes(s.toks or [])
+    return weigh(index.sketcher, hv, np.asarray(s.values), c.entry.sig, index.df, shared)
 
 
 def _distinctive(m: Match, threshold: float, min_distinct: float) -> bool:
@@ -130,8 +140,10 @@ def trace_records(
     progress: Callable[[int], None] | None = None,
     keep_matches: bool = False,
     originals: Callable[[str], str | None] | None = None,
+    originals_many: Callable[[list[str]], Mapping[str, str]] | None = None,
     align_threshold: float = ALIGN_THRESHOLD,
     align_rule: tuple[float, float] = (MAX_GAPS, MIN_BLOCKS),
+    corroborate: bool = True,
 ) -> dict[str, Any]:
     """The contract's ``{"records": [...], "summary": {...}}`` for the given dataset records.
 
@@ -140,10 +152,15 @@ def trace_records(
     ``align_threshold`` up is verified by aligning the record with that text (:mod:`.align`), which
     tells copies with local edits from independently written answers that share much of their text
     (``align_rule``: the largest unaligned share and the smallest share in aligned runs).
+    ``originals_many`` (request ids → {id: stored answer}) does the same with one lookup per batch.
+    With ``corroborate`` an aligned match that carries little information needs corroboration by the
+    prompt or the watermark slots (:mod:`.corroborate`); without, alignment alone decides.
     """
-    if originals is not None:
+    if originals is not None or originals_many is not None:
         threshold = align_threshold
     providers = list(evidence) if evidence is not None else [prompt_evidence(index)]
+    # the watermarker of a watermark provider: its org keys tell whether a stored answer carries its mark
+    wm = next((w for p in providers if (w := getattr(p, "wm", None)) is not None), None)
     out: list[dict[str, Any]] = []
     matches: dict[int, Match] = {}
     buf: list[DatasetRecord] = []
@@ -151,27 +168,49 @@ def trace_records(
 
     def flush() -> None:
         turns = [(r, p, a) for r in buf for p, a in r.pairs]
-        sk = [index.sketcher.sketch(a) for _, _, a in turns]
-        cands = index.candidates(sk)
+        sk = index.sketcher.batch([a for _, _, a in turns])
+        sc = index.score(sk.values, sk.sizes, top=1)  # the best candidate of every answer turn
+        sc = sc.take((sk.sizes[sc.query] >= MIN_SHINGLES) & (sc.score >= threshold))
+        by_row = {e.row: e for e in index.entries.get_many(np.unique(sc.row).tolist())}
+        verified: list[tuple[DatasetRecord, Match]] = []
+        for q, row, j, cont in zip(sc.query.tolist(), sc.row.tolist(), sc.jaccard.tolist(), sc.containment.tolist()):
+            r, p, a = turns[q]
+            c, s = Candidate(by_row[row], j, cont), sk[q]
+            if not _verified(c, s, threshold):
+                continue
+            m = Match(c, a, p, s, weighted=_weighted(index, s, c))
+            if _distinctive(m, threshold, min_distinct):
+                verified.append((r, m))
+        if originals_many is not None:  # the stored answers of the whole batch in one lookup
+            texts = originals_many(sorted({m.candidate.entry.id for _, m in verified}))
+            stored: Callable[[str], str | None] | None = texts.get
+        else:
+            stored = originals
+        with_prompt = [m for _, m in verified if m.prompt]
+        if with_prompt:
+            ps = index.sketcher.batch([m.prompt for m in with_prompt])
+            for i, m in enumerate(with_prompt):
+                m.prompt_sketch = ps[i]
         best: dict[int, Match] = {}
-        for (r, p, a), s, cs in zip(turns, sk, cands):
-            c = next((c for c in cs[:1] if _verified(c, s, threshold)), None)
-            if c is None:
-                continue
-            m = Match(c, a, p, s, weighted=_weighted(index, a, s, c))
-            if not _distinctive(m, threshold, min_distinct):
-                continue
-            if originals is not None:
-                original = originals(c.entry.id)
-                m.alignment = align(a, original, p) if original else None
-                if m.alignment is None or not m.alignment.copied(*align_rule):
+        for r, m in verified:
+            if stored is not None:
+                original = stored(m.candidate.entry.id)
+                if not original:
+                    continue
+                m.alignment = align(m.answer, original, m.prompt, answer_tokens=m.sketch.toks)
+                if corroborate:
+                    keys = wm.keys(m.candidate.entry.org) if wm is not None and m.candidate.entry.org else ()
+                    d = decide(m.alignment, None if m.weighted is None else m.weighted.distinct, _prompt_j(m),
+                               m.answer, original, align_rule, keys)
+                    m.decision = d
+                    if not d.derived:
+                        continue
+                elif not m.alignment.copied(*align_rule):
                     continue
             if r.index not in best or m.score > best[r.index].score:
                 best[r.index] = m
         for r in buf:
             m = best.get(r.index)
-            if m is not None and m.prompt:
-                m.prompt_sketch = index.sketcher.sketch(m.prompt)
             strengths: list[float] = []
             extra: list[str] = []
             for prov in providers:
@@ -192,6 +231,10 @@ def trace_records(
             if m.alignment is not None:
                 al = m.alignment
                 m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, {al.novel} novel shingles")
+            if m.decision is not None:
+                sa = m.decision.slots
+                slots = f"; watermark slots {sa.agree}/{sa.shared} agree" if sa is not None and sa.shared else ""
+                m.evidence.insert(1, f"{m.decision.reason}{slots}")
             m.confidence = _confidence(m.score, strengths)
             matches[r.index] = m
             out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,

@@ -14,10 +14,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import datasketch.minhash as _mh
 import numpy as np
-from datasketch import MinHash
+
+from .sketch import Sketcher
 
 DF_BITS = 22  # 2 rows x 4M uint32 counters = 32 MB
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -45,6 +46,16 @@ class ShingleDF:
         if not docs:
             return
         r0, r1 = self._slots(np.concatenate(docs))
+        n = 1 << self.bits
+        self.counts[0] += np.bincount(r0, minlength=n).astype(np.uint32)
+        self.counts[1] += np.bincount(r1, minlength=n).astype(np.uint32)
+
+    def add_grouped(self, hashes: np.ndarray, starts: np.ndarray) -> None:
+        """Count documents given as distinct shingle hashes grouped by ``starts`` (a sketch batch)."""
+        self.docs += int(np.count_nonzero(np.diff(starts)))
+        if len(hashes) == 0:
+            return
+        r0, r1 = self._slots(hashes)
         n = 1 << self.bits
         self.counts[0] += np.bincount(r0, minlength=n).astype(np.uint32)
         self.counts[1] += np.bincount(r1, minlength=n).astype(np.uint32)
@@ -77,20 +88,57 @@ class ShingleDF:
         return self
 
 
-def shingle_hashes(proto: MinHash, shingles: list[str]) -> np.ndarray:
-    """The 32-bit hashes (the MinHash's own hash function) of the shingles."""
-    return np.array([proto.hashfunc(s.encode()) for s in shingles], np.uint64)
+class RedisShingleDF(ShingleDF):
+    """The same counts in Redis (one string of big-endian uint32 counters, ``BITFIELD INCRBY``), so every
+    process sharing a Redis index shares them. Read whole (32 MB) when first needed after a change."""
 
+    OPS = 2000  # counter increments per BITFIELD call
 
-def permuted(proto: MinHash, hv: np.ndarray) -> np.ndarray:
-    """(shingles x permutations) permuted hash values, as datasketch computes them (min over rows = sketch)."""
-    a, b = proto.permutations
-    if proto.scheme == _mh._SCHEME_LEGACY:
-        h = hv.reshape(-1, 1)
-        return np.bitwise_and((h * a + b) % _mh._mersenne_prime, _mh._max_hash)
-    h = proto._hash_input_array(list(hv)).reshape(-1, 1)
-    h = _mh._fmix(h, _mh._SCHEME_WIDTHS[proto.scheme])
-    return h * a + b
+    def __init__(self, client: Any, key: str, bits: int = DF_BITS) -> None:
+        self.bits, self.r, self.key = bits, client, key
+        self._counts: np.ndarray | None = None
+        self._docs: int | None = None
+
+    @property  # type: ignore[override]
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            raw = self.r.get(self.key) or b""
+            n = 2 << self.bits
+            buf = np.zeros(n, ">u4")
+            have = np.frombuffer(raw[: 4 * n], ">u4")
+            buf[: len(have)] = have
+            self._counts = buf.astype(np.uint32).reshape(2, n // 2)
+        return self._counts
+
+    @property  # type: ignore[override]
+    def docs(self) -> int:
+        if self._docs is None:
+            self._docs = int(self.r.get(self.key + ":docs") or 0)
+        return self._docs
+
+    def add_grouped(self, hashes: np.ndarray, starts: np.ndarray) -> None:
+        docs = int(np.count_nonzero(np.diff(starts)))
+        pipe = self.r.pipeline(transaction=False)
+        if len(hashes):
+            r0, r1 = self._slots(hashes)
+            slots, counts = np.unique(np.concatenate([r0, r1 + (1 << self.bits)]), return_counts=True)
+            for lo in range(0, len(slots), self.OPS):
+                args: list[Any] = []
+                for slot, c in zip(slots[lo : lo + self.OPS].tolist(), counts[lo : lo + self.OPS].tolist()):
+                    args += ["INCRBY", "u32", f"#{slot}", c]
+                pipe.execute_command("BITFIELD", self.key, *args)
+        pipe.incrby(self.key + ":docs", docs)
+        pipe.execute()
+        self._counts, self._docs = None, None
+
+    def add(self, docs: list[np.ndarray]) -> None:
+        docs = [np.unique(d) for d in docs if len(d)]
+        if docs:
+            lens = np.array([len(d) for d in docs])
+            self.add_grouped(np.concatenate(docs), np.concatenate(([0], np.cumsum(lens))))
+
+    def save(self, directory: Path) -> None:  # every add is already stored in Redis
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +150,19 @@ class Weighted:
     agreeing: int  # MinHash positions that agree
 
 
-def weigh(proto: MinHash, shingles: list[str], query_sig: np.ndarray, stored_sig: np.ndarray,
+def weigh(sketcher: Sketcher, hv: np.ndarray, query_sig: np.ndarray, stored_sig: np.ndarray,
           df: ShingleDF, shared: float) -> Weighted:
     """Weight the agreeing MinHash positions of a query and a stored sketch by their shingles' rarity.
 
-    ``shared`` is the (unweighted) estimated number of shared shingles; ``distinct`` scales it by the
-    mean weight of the shingles behind the agreeing positions.
+    ``hv`` are the query's distinct shingle hashes; ``shared`` is the (unweighted) estimated number of
+    shared shingles; ``distinct`` scales it by the mean weight of the shingles behind the agreeing positions.
     """
-    if not shingles:
+    if len(hv) == 0:
         return Weighted(0.0, 0.0, 0)
-    hv = shingle_hashes(proto, shingles)
-    arg = permuted(proto, hv).argmin(axis=0)  # per permutation, the query shingle that is its minimum
+    arg = sketcher.permuted(hv).argmin(axis=0)  # per permutation, the query shingle that is its minimum
     w = df.weights(hv)[arg]
-    agree = np.asarray(query_sig)[: len(stored_sig)] == np.asarray(stored_sig)
+    stored_sig = np.asarray(stored_sig)
+    agree = np.asarray(query_sig)[: len(stored_sig)].astype(stored_sig.dtype) == stored_sig
     n_agree = int(agree.sum())
     if n_agree == 0:
         return Weighted(0.0, 0.0, 0)

@@ -11,21 +11,47 @@ previous word and the set, so a dataset has few distinct (context, set) pairs an
 from unrelated records. Selecting records by text similarity keeps the null valid (an independent
 near-copy of a marked answer has the original, unkeyed variants) up to a small bias: a copy that
 happens to share the keyed variants is slightly more similar to the stored answer.
+
+Cost: finding a text's watermark slots (``positions``) takes ~0.5 ms, too much for every record of
+a 100k dataset. Every skip below is exact, from an upper bound on the fair bits a text can carry (each
+occurrence of a lexicon phrase counts the bits of its set; the walker finds a subset of these):
+
+- a record with no text match is scanned only if its bound could reach the record threshold (to be
+  attributed on its own, at least log2(keys / threshold) bits are needed);
+- a matched record is scanned to add its slots to its org's pool (until the pool holds ``POOL_BITS``)
+  and, for its own evidence, only if its bound could reach ``EVIDENCE_P``;
+- the per-key test runs only when the scanned bits could reach ``EVIDENCE_P``.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
-
 from ..watermark import Watermarker
-from ..watermark.detect import Position, positions, score
+from ..watermark.detect import Position, score
 from ..watermark.detect import detect as detect_positions
+from .corroborate import text_positions
 from .formats import DatasetRecord
 
 RECORD_THRESHOLD = 1e-6  # corrected p-value at which one record alone is attributed to an org
 EVIDENCE_P = 1e-3  # corrected p-value from which the watermark is listed as (supporting) evidence
+POOL_BITS = 1000  # an org's pool stops growing here (at ~1,000 fair bits its p-value is far below any threshold)
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")  # the walker's word core (scan.WORD_RE), lowercased
+
+
+def score_hits(pos: list[Position], key: Any) -> int:
+    """Fair-bit hits of ``key`` on the slots, counted as ``watermark.detect.score`` counts them."""
+    hits = 0
+    for p in pos:
+        g = key.choice(p.context, p.set_id, p.size)
+        if p.size == 2:
+            hits += g == p.index
+        else:
+            hits += ((g ^ p.index) & 1 == 0) + ((g ^ p.index) & 2 == 0)
+    return hits
 
 
 class WatermarkEvidence:
@@ -38,27 +64,70 @@ class WatermarkEvidence:
         self.keys = [k for o in self.orgs for k in watermarker.keys(o)]
         self.threshold = threshold
         self._pools: dict[str, tuple[set[tuple[str, int]], list[Position], list[int]]] = {}
+        self._bits: dict[str, int] = {}
         self._last: tuple[int, str | None] = (-1, None)
+        lex = watermarker.lexicon
+        self._one = {ph[0]: lex.sets[s].bits for ph, (s, _) in lex.phrases.items() if len(ph) == 1}
+        self._two = {ph: lex.sets[s].bits for ph, (s, _) in lex.phrases.items() if len(ph) == 2}
+        self._two_first = frozenset(ph[0] for ph in self._two)
+        n = max(1, len(self.keys))
+        # fewest fair bits with which a corrected p-value can get below ...
+        self._need_record = math.floor(math.log2(n / threshold)) + 1  # ... the record threshold
+        self._need_evidence = math.floor(math.log2(n / EVIDENCE_P)) + 1  # ... the evidence level
+
+    def max_bits(self, text: str) -> int:
+        """An upper bound on the fair bits of ``text``: every lexicon phrase occurrence, with its set's bits."""
+        words = _WORD.findall(text.lower().replace("’", "'"))
+        b = sum(map(self._one.get, words, [0] * len(words)))
+        if self._two:
+            first = self._two_first
+            b += sum(self._two.get((words[i], words[i + 1]), 0) for i in range(len(words) - 1) if words[i] in first)
+        return b
+
+    def _could_reach(self, pos: list[Position], bits: int) -> bool:
+        """Whether the best key's exact binomial tail, corrected for all keys, can get below ``EVIDENCE_P``.
+
+        The p-value falls with the hits, so the key with the most hits decides; counting hits is cheap,
+        the exact test over every key is not (it then runs in ``detect``)."""
+        best = max(score_hits(pos, k) for k in self.keys)
+        tail = sum(math.comb(bits, i) for i in range(best, bits + 1)) / 2.0**bits
+        return tail * len(self.keys) < EVIDENCE_P
 
     def __call__(self, record: DatasetRecord, match: Any) -> tuple[list[str], float]:
+        self._last = (record.index, None)
         if not self.keys:
             return [], 0.0
         text = "\n\n".join(a for _, a in record.pairs)
-        pos = positions(text, self.wm.lexicon)
-        v = detect_positions(pos, self.keys, self.threshold)
-        self._last = (record.index, v.org)
-        org = getattr(getattr(getattr(match, "candidate", None), "entry", None), "org", None) or v.org
+        morg = getattr(getattr(getattr(match, "candidate", None), "entry", None), "org", None)
+        pooling = morg in self.orgs and self._bits.get(morg, 0) < POOL_BITS
+        if match is None or not pooling:
+            need = self._need_record if match is None else self._need_evidence
+            if self.max_bits(text) < need:
+                if morg in self.orgs:
+                    self._pools.setdefault(morg, (set(), [], []))[2].append(record.index)
+                return [], 0.0
+        pos = list(text_positions(text, self.wm.lexicon))
+        bits = sum(1 if p.size == 2 else 2 for p in pos)
+        if bits >= self._need_evidence and self._could_reach(pos, bits):
+            v = detect_positions(pos, self.keys, self.threshold)
+            p_value, vorg, detected = v.p_value, v.org, v.detected
+        else:
+            p_value, vorg, detected = 1.0, None, False
+        self._last = (record.index, vorg)
+        org = morg or vorg
         if org in self.orgs:
             seen, pooled, recs = self._pools.setdefault(org, (set(), [], []))
             recs.append(record.index)
-            for p in pos:
-                if (p.context, p.set_id) not in seen:
-                    seen.add((p.context, p.set_id))
-                    pooled.append(p)
-        if v.p_value >= EVIDENCE_P:
+            if self._bits.get(org, 0) < POOL_BITS:
+                for p in pos:
+                    if (p.context, p.set_id) not in seen:
+                        seen.add((p.context, p.set_id))
+                        pooled.append(p)
+                        self._bits[org] = self._bits.get(org, 0) + (1 if p.size == 2 else 2)
+        if p_value >= EVIDENCE_P:
             return [], 0.0
-        who = f" ({v.org})" if v.org else ""
-        return [f"watermark p={v.p_value:.1e}{who}"], 1.0 if v.detected else 0.5
+        who = f" ({vorg})" if vorg else ""
+        return [f"watermark p={p_value:.1e}{who}"], 1.0 if detected else 0.5
 
     def org_for(self, record: DatasetRecord) -> str | None:
         """The org the last call attributed ``record`` to on the watermark alone (None: not conclusive)."""

@@ -161,6 +161,17 @@ class LedgerStore:
             row = conn.execute(sa.select(T).where(T.c.id == id)).first()
         return LedgerRecord.from_row(row) if row is not None else None
 
+    def get_many(self, ids: Iterable[str], chunk: int = 500) -> dict[str, LedgerRecord]:
+        """The records of ``ids`` that exist, by id, in one query per ``chunk`` ids."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, LedgerRecord] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), chunk):
+                for row in conn.execute(sa.select(T).where(T.c.id.in_(ids[i : i + chunk]))):
+                    rec = LedgerRecord.from_row(row)
+                    out[rec.id] = rec
+        return out
+
     def iter_records(
         self,
         since: float | None = None,
