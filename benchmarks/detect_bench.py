@@ -24,6 +24,7 @@ from distillguard.detect.bench import default_index
 from distillguard.detect.engine import Detector
 from distillguard.detect.features import extract
 from distillguard.detect.online import OnlineDetector
+from distillguard.detect.parallel import run_file
 from distillguard.detect.train import read_jsonl
 
 
@@ -100,11 +101,19 @@ def main() -> None:
         t = time.perf_counter()
         rep = Detector(bench=bench).run(read_jsonl(path))
         dt = time.perf_counter() - t
+        workers = os.cpu_count() or 1
+        t = time.perf_counter()
+        rep_p = run_file(Detector(bench=bench), path, workers=workers)
+        dt_p = time.perf_counter() - t
     rows += [
-        (f"batch detect, {n:,} records ({size / 1e6:.0f} MB), {len(rep.accounts):,} accounts", f"{dt:.1f} s"),
-        ("batch throughput", f"{n / dt:,.0f} records/s"),
-        ("projected for 1M records", f"{1e6 / (n / dt):.0f} s"),
+        (f"batch detect, {n:,} records ({size / 1e6:.0f} MB), {len(rep.accounts):,} accounts, 1 process",
+         f"{dt:.1f} s"),
+        ("batch throughput, 1 process", f"{n / dt:,.0f} records/s"),
+        ("projected for 1M records, 1 process", f"{1e6 / (n / dt):.0f} s"),
+        (f"batch detect, {workers} workers (distillguard detect --workers {workers})", f"{dt_p:.1f} s"),
+        (f"projected for 1M records, {workers} workers", f"{1e6 / (n / dt_p):.0f} s"),
         ("rings found", str(len(rep.rings))),
+        ("same verdicts in parallel", str([a.to_json() for a in rep.accounts] == [a.to_json() for a in rep_p.accounts])),
     ]
     table = Table(title=f"detect benchmark (cpus: {os.cpu_count()})")
     table.add_column("measure")

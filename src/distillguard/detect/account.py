@@ -29,6 +29,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_completion",
     "out_in_ratio",
     "long_max_tokens",
+    "short_max_tokens",
     "bench",
     "prompt_len",
     "system_share",
@@ -52,6 +53,7 @@ FEATURE_HELP: dict[str, str] = {
     "log_completion": "log mean completion tokens",
     "out_in_ratio": "log ratio completion/prompt tokens",
     "long_max_tokens": "share of requests with max_tokens ≥ 1500",
+    "short_max_tokens": "share of requests capping the answer at ≤ 300 tokens (a harvester wants whole answers)",
     "bench": "share of prompt probes matching public benchmark text",
     "prompt_len": "log mean prompt length (chars)",
     "system_share": "share of requests with a system prompt",
@@ -66,7 +68,7 @@ for _m in MARKER_NAMES:
 # ``mean_depth`` is nearly collinear with ``single_shot`` (their weights cancelled out), so only the latter is scored.
 UNSCORED: tuple[str, ...] = ("top_scaffold", "iat_cv", "burstiness", "hour_entropy", "mean_depth")
 # Parameter features: kept as capped shares (never counts of distinct values, which track a generator's habits).
-PARAMETER_FEATURES: tuple[str, ...] = ("temp0", "n_multi", "long_max_tokens")
+PARAMETER_FEATURES: tuple[str, ...] = ("temp0", "n_multi", "long_max_tokens", "short_max_tokens")
 HOUR_PRIOR = 0.8  # hour entropy assumed while an account's span is too short to show a day's rhythm
 DIURNAL_MIN_S = 6 * 3600.0  # below this span, hour-of-day says nothing
 DIURNAL_FULL_S = 48 * 3600.0  # from this span on, it is used as measured
@@ -105,6 +107,7 @@ class AccountState:
         self.completion = 0
         self.prompt_tokens = 0
         self.long_max = 0
+        self.short_max = 0
         self.bench = 0.0
         self.prompt_chars = 0
         self.keys: set[str] = set()
@@ -169,6 +172,8 @@ class AccountState:
         self.prompt_tokens += f.prompt_tokens
         if f.max_tokens >= 1500:
             self.long_max += 1
+        elif 0 < f.max_tokens <= 300:
+            self.short_max += 1
         if f.bench:
             self.bench += f.bench
             self._example("bench", f.id)
@@ -216,6 +221,7 @@ class AccountState:
         self.completion += other.completion
         self.prompt_tokens += other.prompt_tokens
         self.long_max += other.long_max
+        self.short_max += other.short_max
         self.bench += other.bench
         self.prompt_chars += other.prompt_chars
         self.keys |= other.keys
@@ -317,6 +323,7 @@ class AccountState:
             "log_completion": math.log1p(self.completion / n),
             "out_in_ratio": math.log((self.completion + 1) / (self.prompt_tokens + 1)),
             "long_max_tokens": self.long_max / n,
+            "short_max_tokens": self.short_max / n,
             "bench": self.bench / n,
             "prompt_len": math.log1p(self.prompt_chars / n),
             "system_share": self.system / n,

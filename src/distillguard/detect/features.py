@@ -48,6 +48,9 @@ class RequestFeatures:
     topic: tuple[int, ...]  # hashed content-word buckets of the prompt
     skeleton: str  # masked prompt's first and last tokens, for cross-account MinHash
     bench: float  # share of benchmark-text probes the prompt hits (bench.BenchmarkIndex)
+    client: int = 0  # client-program fingerprint: user agent, model, system prompt skeleton, which params are set
+    route: int = 0  # coarser: model and system prompt skeleton only
+
 
     def has(self, marker: str) -> bool:
         return bool(self.bits & MARKER_BIT[marker])
@@ -90,6 +93,30 @@ def _ends(skel: str) -> str:
     return " ".join(toks[:12]) + " | " + " ".join(toks[-12:])
 
 
+_SHAPE_SKIP = frozenset(("messages", "prompt", "stream", "stream_options", "user", "metadata", "seed"))
+_CLIENT_CACHE: dict[tuple[str, str, int, tuple[str, ...]], tuple[int, int]] = {}
+
+
+def _client(ua: str, req: dict[str, Any], system: int) -> tuple[int, int]:
+    """A hash of what one client program keeps fixed from request to request: its user agent, the model, the system
+    prompt's skeleton and the set of sampling parameters it sets (names only: values are user choices).
+
+    Two programs behind one account (a product, and a script on the side) almost never share all of these, so the
+    account's traffic can be split into sub-streams by it (``engine``); it is a grouping key, never a score.
+    """
+    model = req.get("model")
+    key = (ua, model if isinstance(model, str) else repr(model), system, tuple(req))
+    got = _CLIENT_CACHE.get(key)
+    if got is None:
+        if len(_CLIENT_CACHE) > 4096:
+            _CLIENT_CACHE.clear()
+        names = ",".join(sorted(k for k in req if k not in _SHAPE_SKIP))
+        route = f"{key[1]}|{system}"
+        sig = f"{route}|{ua}|{names}"
+        got = _CLIENT_CACHE[key] = (zlib.crc32(sig.encode()) or 1, zlib.crc32(route.encode()) or 1)
+    return got
+
+
 def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> RequestFeatures:
     """Features of one traffic record (contracts §1). Missing fields are tolerated."""
     req = rec.get("request")
@@ -112,6 +139,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         usage = {}
     n = _num(req.get("n"), 1.0) or 1.0
     max_tokens = _num(req.get("max_tokens", req.get("max_completion_tokens")), 0.0) or 0.0
+    client, route = _client(str(rec.get("user_agent") or ""), req, system)
     topic = tuple({hash(w) & (TOPIC_DIM - 1) for w in words(lower, 48)})  # per-process buckets: only spread matters
     return RequestFeatures(
         id=str(rec.get("id") or ""),
@@ -136,6 +164,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         topic=topic,
         skeleton=_ends(skel),
         bench=bench.overlap(prompt) if bench is not None else 0.0,
+        client=client,
+        route=route,
     )
 
 

@@ -19,6 +19,22 @@ from typing import Any
 from .account import FEATURE_NAMES
 
 CLASSES = ("benign", "distillation", "evaluation")
+FAMILIES = ("account", "program", "templated")  # stream families with their own calibrated threshold (engine)
+
+
+def family(sid: str) -> str:
+    """The family of an engine stream id: "" (the account) or ``k:`` keys → account, ``c:``/``r:`` → program,
+    ``t`` → templated."""
+    return "program" if sid[:2] in ("c:", "r:") else "templated" if sid == "t" else "account"
+
+
+def rescale(p: float, threshold: float, reference: float) -> float:
+    """``p`` moved in logit space so that ``threshold`` lands on ``reference``: scores of every family on one scale
+    (``rescale(p, t, r) >= r`` exactly when ``p >= t``)."""
+    if threshold == reference or p <= 0.0 or p >= 1.0:
+        return p
+    lg = math.log(p / (1.0 - p)) - math.log(threshold / (1.0 - threshold)) + math.log(reference / (1.0 - reference))
+    return 1.0 / (1.0 + math.exp(-lg))
 MODEL_FILE = "model.json"
 DEFAULT_TARGET_FPR = 0.001
 Z_CAP = 3.0  # standardised values are clipped: no single (rare) trait can outvote the rest of the evidence
@@ -32,6 +48,9 @@ class ScoringModel:
     coef: list[list[float]]  # one row per class in CLASSES
     intercept: list[float]
     benign_scores: list[float] = field(default_factory=list)  # sorted P(distillation) of benign dev accounts
+    benign_ring_scores: list[float] = field(default_factory=list)  # sorted scores of clusters of benign dev accounts
+    # per stream family (FAMILIES): sorted highest score of each benign dev account's streams of that family
+    benign_family_scores: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     # -- scoring --------------------------------------------------------------------------------------------------
@@ -56,9 +75,19 @@ class ScoringModel:
         return sorted(out, key=lambda t: -t[2])
 
     # -- calibration ----------------------------------------------------------------------------------------------
-    def threshold(self, target_fpr: float = DEFAULT_TARGET_FPR) -> float:
-        """Smallest score above the benign dev accounts' (1 − target_fpr) quantile (never below 0.5)."""
-        s = self.benign_scores
+    def threshold(self, target_fpr: float = DEFAULT_TARGET_FPR, family: str = "account") -> float:
+        """Smallest score above the benign dev accounts' (1 − target_fpr) quantile (never below 0.5).
+
+        With per-family calibration data, each stream family (``FAMILIES``: the account and its key streams; its
+        client/route programs; its templated single-shot stream) gets its own threshold at ``target_fpr`` divided by
+        the number of families (Bonferroni: an account is flagged if any family crosses its threshold). Without it,
+        every family shares the threshold of the accounts' maximum over all their streams.
+        """
+        fams = self.benign_family_scores
+        if fams and family in fams:
+            s, target_fpr = fams[family], target_fpr / len(fams)
+        else:
+            s = self.benign_scores
         if not s:
             return 0.5
         k = min(len(s) - 1, max(0, math.ceil((1.0 - target_fpr) * len(s)) - 1))
@@ -66,11 +95,29 @@ class ScoringModel:
         # A margin halfway towards 1 in logit space keeps unseen benign accounts from sitting on the threshold.
         return max(0.5, 1.0 - (1.0 - q) * 0.5)
 
+    def ring_threshold(self, target_fpr: float = DEFAULT_TARGET_FPR) -> float:
+        """Threshold for a candidate ring's pseudo-account: halfway (in logit space) between the highest-scoring
+        cluster of benign dev accounts and the account threshold. Being clustered with other accounts on a shared
+        scaffold or topic profile is itself evidence, but never more than halfway; without benign clusters to
+        calibrate on, rings need the account threshold."""
+        acct = self.threshold(target_fpr)
+        if not self.benign_ring_scores:
+            return acct
+        q = min(max(self.benign_ring_scores[-1], 1e-6), acct)
+
+        def logit(p: float) -> float:
+            return math.log(p / (1.0 - p))
+
+        mid = 0.5 * (logit(q) + logit(acct))
+        return max(0.5, 1.0 / (1.0 + math.exp(-mid)))
+
     # -- storage --------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
             "features": list(self.features), "mean": self.mean, "scale": self.scale, "classes": list(CLASSES),
-            "coef": self.coef, "intercept": self.intercept, "benign_scores": self.benign_scores, "meta": self.meta,
+            "coef": self.coef, "intercept": self.intercept, "benign_scores": self.benign_scores,
+            "benign_ring_scores": self.benign_ring_scores, "benign_family_scores": self.benign_family_scores,
+            "meta": self.meta,
         }
 
     def save(self, path: str | Path) -> None:
@@ -82,7 +129,10 @@ class ScoringModel:
             raise ValueError("model classes do not match")
         return cls(
             features=tuple(d["features"]), mean=list(d["mean"]), scale=list(d["scale"]), coef=d["coef"],
-            intercept=list(d["intercept"]), benign_scores=sorted(d.get("benign_scores", [])), meta=d.get("meta", {}),
+            intercept=list(d["intercept"]), benign_scores=sorted(d.get("benign_scores", [])),
+            benign_ring_scores=sorted(d.get("benign_ring_scores", [])),
+            benign_family_scores={k: sorted(v) for k, v in d.get("benign_family_scores", {}).items()},
+            meta=d.get("meta", {}),
         )
 
     @classmethod
@@ -101,12 +151,22 @@ SIGN_PRIOR: dict[str, int] = {
     "single_shot": 1, "any_marker": 1, "m_generate_n": 1, "m_step_by_step": 1, "m_output_format": 1,
     "m_persona": 1, "m_length_demand": 1, "m_rewrite_variant": 1, "m_dataset_format": 1, "m_imperative": 1,
     "scaffold_reuse": 1, "templated_breadth": 1, "topic_spread": 1, "n_multi": 1, "long_max_tokens": 1,
-    "follow_up": -1, "bench": -1, "m_answer_format": -1,
+    "out_in_ratio": 1, "follow_up": -1, "bench": -1, "m_answer_format": -1, "short_max_tokens": -1,
 }
 
 
+# Shallow traits the distillation weights may not use at all (bound to 0): each is free for a harvester to change
+# (temperature 0, padding or trimming prompts) or is a property of the upstream's answers rather than of what the
+# client asks for (realised completion length). The simulator's tenants differ in them by construction, so a model
+# allowed to use them leaned on them hardest. The evaluation-vs-benign model may still use them: labelling a
+# temperature-0 benchmark run ``evaluation`` never hides a distiller (a flag always wins over that label).
+NOT_FOR_DISTILLATION: frozenset[str] = frozenset(("temp0", "prompt_len", "log_completion"))
+FIXED_ZERO = 2  # a "sign" for _constrained_logistic: the weight is bound to 0
+
+
 def _constrained_logistic(z: Any, y: Any, signs: list[int], c: float) -> tuple[Any, float]:
-    """Balanced-weight L2 logistic regression (y in {0, 1}) with per-weight sign bounds (scipy L-BFGS-B)."""
+    """Balanced-weight L2 logistic regression (y in {0, 1}) with per-weight sign bounds (scipy L-BFGS-B): +1 ≥ 0,
+    -1 ≤ 0, 0 free, ``FIXED_ZERO`` = 0."""
     import numpy as np
     from scipy.optimize import minimize
 
@@ -123,7 +183,8 @@ def _constrained_logistic(z: Any, y: Any, signs: list[int], c: float) -> tuple[A
         g = w_s * (p - y)
         return float(ll.sum() + 0.5 / c * (w @ w)), np.append(z.T @ g + w / c, g.sum())
 
-    bounds = [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs] + [(None, None)]
+    bounds = [(0.0, 0.0) if s == FIXED_ZERO else (0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None)
+              for s in signs] + [(None, None)]
     res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 3000})
     return res.x[:d], float(res.x[d])
 
@@ -136,7 +197,8 @@ def fit(
 
     Two logistic regressions against the benign class (whose logit is 0): distillation vs the rest, with the
     weights' directions bounded by ``SIGN_PRIOR`` (what harvesting *is* may only raise the score, so a quirk of the
-    training traffic cannot turn "single-shot templated prompts" into evidence of innocence), and evaluation vs
+    training traffic cannot turn "single-shot templated prompts" into evidence of innocence) and the
+    ``NOT_FOR_DISTILLATION`` traits fixed at 0, and evaluation vs
     benign (scikit-learn, unconstrained). ``exclude`` leaves features out of the model (ablations).
     """
     import numpy as np
@@ -154,7 +216,8 @@ def fit(
     d_i, e_i, b_i = CLASSES.index("distillation"), CLASSES.index("evaluation"), CLASSES.index("benign")
     if (y == d_i).any() and (y != d_i).any():
         coef[d_i], icpt[d_i] = _constrained_logistic(
-            z, (y == d_i).astype(float), [SIGN_PRIOR.get(f, 0) for f in names], c)
+            z, (y == d_i).astype(float),
+            [FIXED_ZERO if f in NOT_FOR_DISTILLATION else SIGN_PRIOR.get(f, 0) for f in names], c)
     ev = (y == e_i) | (y == b_i)
     if (y == e_i).any() and (y == b_i).any():
         clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)

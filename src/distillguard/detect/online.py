@@ -3,7 +3,8 @@
 ``observe(record)`` is synchronous, cheap (feature extraction + O(1) updates; the model runs only at window
 checkpoints) and never raises. Each account has a current window and the previous one; a window closes after
 ``window`` requests, so the signals describe recent behaviour, and a flag stays visible for one more window.
-Cross-account rings are a batch matter (``Detector``), not computed here.
+Within a window the client, route and templated sub-streams are scored as in the batch engine (at most
+``MAX_ONLINE_SUBS`` per window); per-key streams and cross-account rings are a batch matter (``Detector``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
-from .engine import CHECKPOINTS, EVAL_PROBABILITY
+from .engine import CHECKPOINTS, EVAL_PROBABILITY, SUB_CHECKPOINTS, SUB_MAX_SHARE, templated
 from .features import RequestFeatures, extract
-from .model import DEFAULT_TARGET_FPR, ScoringModel
+from .model import DEFAULT_TARGET_FPR, FAMILIES, ScoringModel, family, rescale
 from .reasons import example_reasons, feature_reasons
 
 log = logging.getLogger(__name__)
+MAX_ONLINE_SUBS = 8  # sub-streams per account window (each is an AccountState: memory is bounded per account)
 
 
 @dataclass
@@ -32,6 +34,8 @@ class _Window:
     vector: dict[str, float] | None = None
     flagged_after: int | None = None
     next_cp: int = 0
+    subs: dict[str, _Window] = field(default_factory=dict)  # client / route / templated sub-streams (engine)
+    best_sub: _Window | None = None  # the highest-scoring sub-stream, when it outscores the window
 
 
 @dataclass
@@ -54,7 +58,8 @@ class OnlineDetector:
         max_accounts: int = 100_000,
     ) -> None:
         self.model = model or ScoringModel.load()
-        self.threshold = self.model.threshold(target_fpr)
+        self.thresholds = {f: self.model.threshold(target_fpr, f) for f in FAMILIES}
+        self.threshold = self.thresholds["account"]
         self.window = window
         self.bench = bench if bench is not None else default_index()
         self.max_accounts = max_accounts
@@ -89,22 +94,43 @@ class OnlineDetector:
         acc.total += 1
         acc.updated = f.ts or time.time()
         w = acc.current
+        repeat = f.prompt_hash in w.state.prompts
         w.state.add(f)
         n = w.state.n
         if w.next_cp < len(CHECKPOINTS) and n == CHECKPOINTS[w.next_cp]:
             w.next_cp += 1
             self._score(w)
+        sids = [f"c:{f.client}", f"r:{f.route}"] + (["t"] if templated(w.state, f, repeat) else [])
+        for sid in sids:
+            sub = w.subs.get(sid)
+            if sub is None:
+                if len(w.subs) >= MAX_ONLINE_SUBS:
+                    continue
+                sub = w.subs[sid] = _Window(AccountState(org))
+            sub.state.add(f)
+            m = sub.state.n
+            if sub.next_cp < len(SUB_CHECKPOINTS) and m == SUB_CHECKPOINTS[sub.next_cp]:
+                sub.next_cp += 1
+                if m <= SUB_MAX_SHARE * n:
+                    thr = self.thresholds[family(sid)]
+                    self._score(sub, n, thr)
+                    sc = rescale(sub.score, thr, self.threshold)
+                    if sc > w.score:
+                        w.best_sub = sub
+                        w.score = sc
+                        if w.flagged_after is None and sub.flagged_after is not None:
+                            w.flagged_after = n
         if n >= self.window:
             self._score(w)
             acc.previous, acc.current = w, _Window(AccountState(org))
 
-    def _score(self, w: _Window) -> None:
+    def _score(self, w: _Window, account_n: int | None = None, threshold: float | None = None) -> None:
         v = w.state.vector()
         p = self.model.probabilities(v)
         w.vector, w.probabilities = v, p
         w.score = max(w.score, p["distillation"])
-        if w.flagged_after is None and p["distillation"] >= self.threshold:
-            w.flagged_after = w.state.n
+        if w.flagged_after is None and p["distillation"] >= (threshold or self.threshold):
+            w.flagged_after = account_n or w.state.n
 
     def signals(self, org_id: str) -> dict[str, Any] | None:
         """The account's current detection signals (None if it has sent nothing since start)."""
@@ -125,7 +151,12 @@ class OnlineDetector:
             assert best.vector is not None
             if flagged:
                 label = "distillation"
-                reasons = feature_reasons(self.model, best.vector, "distillation") + example_reasons(best.state)
+                src = best.best_sub if best.best_sub is not None and best.best_sub.vector is not None else best
+                assert src.vector is not None
+                reasons = feature_reasons(self.model, src.vector, "distillation") + example_reasons(src.state)
+                if src is not best:
+                    reasons.insert(0, f"a sub-stream ({src.state.n} of {best.state.n} requests) scores "
+                                      f"{src.score:.3f} on its own")
             elif probs.get("evaluation", 0.0) >= EVAL_PROBABILITY:
                 label = "evaluation"
                 reasons = feature_reasons(self.model, best.vector, "evaluation")

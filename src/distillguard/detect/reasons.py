@@ -37,6 +37,6 @@ def ring_reasons(ring: Ring, ring_score: float, shown: int = 8) -> list[str]:
     members = ", ".join(ring.members[:shown]) + (f", … (+{len(ring.members) - shown})" if len(ring.members) > shown else "")
     return [
         f"{ring.id}: {len(ring.members)} accounts scored together = {ring_score:.3f}; "
-        f"scaffold similarity {ring.similarity:.2f}; shared scaffold '{ring.shared_scaffold[:80]}'",
+        f"linked by {ring.basis} (similarity {ring.similarity:.2f}); shared scaffold '{ring.shared_scaffold[:80]}'",
         f"ring members: {members}",
     ]

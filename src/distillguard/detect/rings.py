@@ -1,9 +1,19 @@
-"""Cross-account rings: accounts that share prompt scaffolds are clustered and judged together.
+"""Cross-account rings: accounts that share prompt scaffolds, or draw prompts from one topic profile, are clustered
+and judged together.
 
-Each account's dominant scaffolds (masked skeleton heads/tails covering ≥ 10% of its requests) get a MinHash
-(datasketch) of their word 3-grams; MinHash LSH finds accounts with near-duplicate scaffolds (paraphrases too), a shared client fingerprint (user agent + IP prefix) strengthens a pair, and the
-connected components of that graph (scipy/scikit-learn sparse graph tools) are candidate rings. A ring is scored
-as one pseudo-account (``AccountState.merge``), so 200 accounts of a few hundred requests each are caught together.
+Two independent groupings, each giving candidate rings:
+
+- scaffolds: each account's dominant scaffolds (masked skeleton heads/tails covering ≥ 10% of its requests) get a
+  MinHash (datasketch) of their word 3-grams; MinHash LSH finds accounts with near-duplicate scaffolds (paraphrases
+  too), a shared client fingerprint (user agent + IP prefix) strengthens a pair, and the connected components of
+  that graph (scipy sparse graph tools) are candidate rings;
+- topic profiles: every account's hashed content-word profile (``AccountState.topic``), centred on the population
+  and L2-normalised, is clustered with DBSCAN (scikit-learn, cosine). Sybils splitting one harvesting job share its
+  prompt source and subject mix even when paraphrasing hides the scaffolds.
+
+A candidate ring is only a grouping: it is scored as one pseudo-account (``AccountState.merge``) by the same model,
+so 200 accounts of a few hundred requests each are judged on their joint behaviour (the engine calibrates the ring
+threshold on clusters of benign dev accounts).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ class Ring:
     members: list[str]
     similarity: float  # mean estimated Jaccard of the ring's edges
     shared_scaffold: str  # an example skeleton the members share
+    basis: str = "scaffold"  # what links the members: "scaffold" (MinHash LSH) or "topic profile" (DBSCAN)
 
 
 def _shingles(skeletons: Sequence[str]) -> set[bytes]:
@@ -76,8 +87,8 @@ def _fingerprint(state: AccountState) -> str:
     return f"{ua}|{ip}"
 
 
-def find_rings(states: Sequence[AccountState]) -> list[Ring]:
-    """Candidate rings (≥ MIN_MEMBERS accounts), largest first; ids ``ring-1``, ``ring-2`` ... in that order.
+def scaffold_rings(states: Sequence[AccountState]) -> list[Ring]:
+    """Candidate rings (≥ MIN_MEMBERS accounts) of accounts sharing scaffolds.
 
     Two accounts are linked when one dominant scaffold of each is a near-duplicate of the other (MinHash LSH over
     the scaffolds' word 3-grams; a shared client fingerprint lowers the similarity needed).
@@ -120,8 +131,43 @@ def find_rings(states: Sequence[AccountState]) -> list[Ring]:
         rings.append(Ring(id="", members=sorted(cand[i].org for i in idx),
                           similarity=float(np.mean(edge)) if edge else 0.0,
                           shared_scaffold=_shared_scaffold([cand[i] for i in idx])))
+    return rings
+
+
+def find_rings(states: Sequence[AccountState], topics: bool = True) -> list[Ring]:
+    """Candidate rings (≥ MIN_MEMBERS accounts) by scaffold and by topic profile, largest first; ids ``ring-1``,
+    ``ring-2`` ... in that order. An account may be in one ring of each kind."""
+    rings = scaffold_rings(states) + (topic_rings(states) if topics else [])
+    rings.sort(key=lambda r: (-len(r.members), r.basis, r.members[0]))
     for k, r in enumerate(rings, 1):
         r.id = f"ring-{k}"
+    return rings
+
+
+TOPIC_EPS = 0.12  # DBSCAN radius in cosine distance between centred topic profiles
+TOPIC_MIN_REQUESTS = 20  # accounts with fewer requests have no stable topic profile
+
+
+def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
+    """Candidate rings from DBSCAN over the accounts' centred topic profiles (``similarity``: mean cosine)."""
+    from sklearn.cluster import DBSCAN
+
+    cand = [s for s in states if s.topic_n >= TOPIC_MIN_REQUESTS]
+    if len(cand) < MIN_MEMBERS:
+        return []
+    x = np.array([np.frombuffer(s.topic, dtype=np.float64) for s in cand])
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    x -= x.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    lab = DBSCAN(eps=TOPIC_EPS, min_samples=MIN_MEMBERS, metric="cosine").fit_predict(x)
+    rings = []
+    for c in sorted(set(lab.tolist()) - {-1}):
+        idx = np.flatnonzero(lab == c)
+        sub = x[idx]
+        sim = float(((sub @ sub.T).sum() - len(idx)) / max(1, len(idx) * (len(idx) - 1)))
+        members = [cand[i] for i in idx]
+        rings.append(Ring(id="", members=sorted(s.org for s in members), similarity=sim,
+                          shared_scaffold=_shared_scaffold(members), basis="topic profile"))
     return rings
 
 

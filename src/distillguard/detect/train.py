@@ -23,9 +23,10 @@ import orjson
 
 from .account import AccountState
 from .bench import default_index
-from .engine import CHECKPOINTS, Detector
+from .engine import CHECKPOINTS, SUB_CHECKPOINTS, SUB_MAX_SHARE, Detector, Tracked, templated
+from .rings import find_rings
 from .features import RequestFeatures, extract
-from .model import CLASSES, MODEL_FILE, ScoringModel, fit
+from .model import CLASSES, FAMILIES, MODEL_FILE, ScoringModel, family, fit
 
 Labels = dict[str, dict[str, Any]]
 Stream = list[tuple[str, RequestFeatures]]  # (org, features) in time order
@@ -77,24 +78,51 @@ def load_stream(pairs: Iterable[tuple[str | Path, str | Path, str]]) -> tuple[St
     return stream, labels
 
 
+def _whole(label: dict[str, Any]) -> bool:
+    """Whether an account's label applies to each of its requests (not so for a benign account that also harvests a
+    little: which of its sub-streams harvests is not labelled, so its sub-streams are not training examples)."""
+    return not str(label.get("kind") or "").endswith("mixed")
+
+
 def training_vectors(stream: Stream, labels: Labels) -> tuple[list[dict[str, float]], list[str], list[str]]:
-    """(vectors, labels, orgs): one vector per account checkpoint and one at the end."""
+    """(vectors, labels, orgs): one vector per account checkpoint and one at the end; for accounts whose label
+    holds for every request, also their small windows and their sub-streams (``engine``) at the sub-stream
+    checkpoints, so the model knows what 10–40 requests of each class look like. The templated single-shot stream
+    is taken whatever its share (it is never the whole account: first uses of a scaffold and follow-ups are out),
+    so the model sees harvesters' templated streams too."""
     states: dict[str, AccountState] = {}
+    subs: dict[tuple[str, str], AccountState] = {}
     xs: list[dict[str, float]] = []
     ys: list[str] = []
     orgs: list[str] = []
     cps = set(CHECKPOINTS)
+    small = set(SUB_CHECKPOINTS) - cps
+    sub_cps = set(SUB_CHECKPOINTS)
     for org, f in stream:
-        if org not in labels:
+        lab = labels.get(org)
+        if lab is None:
             continue
         st = states.get(org)
         if st is None:
             st = states[org] = AccountState(org)
+        repeat = f.prompt_hash in st.prompts
         st.add(f)
-        if st.n in cps:
+        if st.n in cps or (st.n in small and _whole(lab)):
             xs.append(st.vector())
-            ys.append(labels[org]["label"])
+            ys.append(lab["label"])
             orgs.append(org)
+        if not _whole(lab):
+            continue
+        sids = [f"c:{f.client}", f"r:{f.route}"] + (["t"] if templated(st, f, repeat) else [])
+        for sid in sids:
+            sub = subs.get((org, sid))
+            if sub is None:
+                sub = subs[(org, sid)] = AccountState(org)
+            sub.add(f)
+            if sub.n in sub_cps and (sid == "t" or sub.n <= SUB_MAX_SHARE * st.n):
+                xs.append(sub.vector())
+                ys.append(lab["label"])
+                orgs.append(org)
     for org, st in states.items():
         if st.n not in cps:
             xs.append(st.vector())
@@ -104,9 +132,26 @@ def training_vectors(stream: Stream, labels: Labels) -> tuple[list[dict[str, flo
 
 
 def calibrate(model: ScoringModel, stream: Stream, labels: Labels) -> None:
-    """Store the batch scores of the benign accounts (rings off: calibration is per account)."""
-    rep = Detector(model=model, rings=False).run_features(stream)
+    """Store the batch scores of the benign accounts (rings off: calibration is per account, and takes the maximum
+    over each account's checkpoints and sub-streams), and the scores of the candidate rings found among the benign
+    accounts alone (clusters of allowed batch jobs, coding assistants ...) for the ring threshold."""
+    det = Detector(model=model, rings=False)
+    orgs: dict[str, Tracked] = {}
+    keys: dict[tuple[str, str], Tracked] = {}
+    n = det.consume(stream, orgs, keys)
+    rep = det.finish(orgs, keys, n)
     model.benign_scores = sorted(a.score for a in rep.accounts if labels.get(a.org, {}).get("label") == "benign")
+    benign = {o: t for o, t in orgs.items() if labels.get(o, {}).get("label") == "benign"}
+    fams: dict[str, dict[str, float]] = {f: dict.fromkeys(benign, 0.0) for f in FAMILIES}
+    for o, t in benign.items():
+        fams["account"][o] = t.best
+    for (o, sid), k in keys.items():
+        if o in benign and k.best_vector is not None:
+            f = family(sid)
+            fams[f][o] = max(fams[f][o], k.best)
+    model.benign_family_scores = {f: sorted(v.values()) for f, v in fams.items()}
+    rings = find_rings([t.state for t in benign.values()])
+    model.benign_ring_scores = sorted(det.ring_score(r, benign)[0] for r in rings)
 
 
 def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str] = ()) -> ScoringModel:

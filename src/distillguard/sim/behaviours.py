@@ -14,7 +14,24 @@ def _mixed(t: Tenant) -> Behaviour:
     share = float(t.spec.param("share", 0.05))
     k = max(1, round(n * share))
     styles = tuple(t.spec.param("styles") or ("stepbystep", "alpaca", "grid"))
-    return merge(benign.chat_product(t, n - k), distill.harvest(t, k, styles=styles, timing="diurnal"))
+    blend = t.rng.random() < float(t.spec.param("blend", 0.0))
+    return merge(benign.chat_product(t, n - k), distill.harvest(t, k, styles=styles, timing="diurnal", blend=blend))
+
+
+_PRODUCTS = {"chat": benign.chat_product, "coding": benign.coding_assistant, "rag": benign.rag_app}
+_SIDE_JOBS = {"batch": benign.batch_job, "finetune": benign.finetune_customer, "eval": evals.eval_runs}
+
+
+def _multi(t: Tenant) -> Behaviour:
+    """A benign account running a product plus one or two machine-like side programs (a classifier job, building a
+    fine-tuning set for the provider's own models, a benchmark run): ``side`` of its requests (default 3–20%)."""
+    rng = t.rng
+    n = t.spec.requests
+    main = _PRODUCTS[t.spec.param("product") or rng.choice(("chat", "chat", "coding", "rag"))]
+    jobs = rng.sample(sorted(_SIDE_JOBS), rng.randint(1, 2))
+    side = float(t.spec.param("side") or rng.uniform(0.03, 0.2))
+    k = max(3, round(n * side / len(jobs)))
+    return merge(main(t, max(1, n - k * len(jobs))), *(_SIDE_JOBS[j](t, k) for j in jobs))
 
 
 BEHAVIOURS: dict[str, Callable[[Tenant], Behaviour]] = {
@@ -24,6 +41,7 @@ BEHAVIOURS: dict[str, Callable[[Tenant], Behaviour]] = {
     "rag": lambda t: benign.rag_app(t, t.spec.requests),
     "batch": lambda t: benign.batch_job(t, t.spec.requests),
     "finetune": lambda t: benign.finetune_customer(t, t.spec.requests),
+    "multi": _multi,
     # distillation
     "harvest": lambda t: distill.harvest(t, t.spec.requests),
     "drip": lambda t: distill.harvest(t, t.spec.requests, timing="drip"),

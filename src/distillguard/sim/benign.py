@@ -79,6 +79,7 @@ def chat_product(t: Tenant, n: int) -> Behaviour:
                              f"You are the in-app assistant of {t.ident.name}. Be concise and polite."))
     max_turns = rng.randint(3, 8)
     slider = _slider(rng)
+    t.extra["product"] = {"model": model, "system": system, "params": dict(params)}  # what a blending script copies
     steady = rng.random() < 0.15  # relayed through a queue: machine-paced arrivals
     sent = 0
     starts = (_steady_starts(t, n) if steady else _starts(t, n, 1.6, 0.35))

@@ -134,8 +134,14 @@ def _times(t: Tenant, n: int, timing: str, rng: random.Random) -> list[float]:
     return steady_times(rng, n, start, interval, jitter=float(t.spec.param("jitter", 0.08)))
 
 
-def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: str | None = None) -> Behaviour:
-    """A harvester sending ``n`` requests; spec params: styles, timing, paraphrase, desensitize, multiturn."""
+def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: str | None = None,
+            blend: bool = False) -> Behaviour:
+    """A harvester sending ``n`` requests; spec params: styles, timing, paraphrase, desensitize, multiturn.
+
+    ``blend``: the harvester hides inside the account's own product (``t.extra["product"]``, set by the product's
+    behaviour): it sends the product's model, system prompt and sampling parameters, so its requests have the same
+    client shape as the product's.
+    """
     rng = t.rng
     ring_rng = t.ring_rng()
     styles = styles or tuple(t.spec.param("styles") or ring_rng.sample(STYLES, ring_rng.randint(1, 3)))
@@ -154,7 +160,12 @@ def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: st
         if sent >= n:
             return
         msgs, params = STYLE_FNS[rng.choice(styles)](rng, mat)
-        if fixed_temp is not None:
+        product = t.extra.get("product") if blend else None
+        if product:
+            model, params = product["model"], dict(product["params"])
+            if product["system"] and msgs[0]["role"] != "system":
+                msgs = [{"role": "system", "content": product["system"]}, *msgs]
+        elif fixed_temp is not None:
             params = {k: v for k, v in params.items() if k not in ("temperature", "n", "top_p")}
             params["temperature"] = fixed_temp
         last = msgs[-1]["content"]

@@ -112,6 +112,7 @@ def _benign(count: float, volume: float = 1.0, machine_like: float = 1.0) -> tup
         Group("benign-rag", "rag", "benign", c(40), v(200), (1, 2)),
         Group("benign-batch", "batch", "benign", c(40 * machine_like), v(800), (1, 3)),
         Group("benign-finetune", "finetune", "benign", c(20 * machine_like), v(500), (1, 2)),
+        Group("benign-multi", "multi", "benign", c(30 * machine_like), v(500), (1, 3)),
     )
 
 
@@ -130,7 +131,7 @@ _add(Scenario("standard", 7.0, _benign(1.0) + (
     Group("distill-harvester", "harvest", "distillation", 40, 1500, (1, 8), _harvest),
     _evals(30, 150),
     Group("distill-drip", "drip", "distillation", 10, 300, (1, 1), _evasive(desensitize=0.3)),
-    Group("distill-mixed", "mixed", "distillation", 10, 600, (1, 2), {"share": 0.05}),
+    Group("distill-mixed", "mixed", "distillation", 10, 600, (1, 2), {"share": 0.05, "blend": 0.4}),
     Group("distill-ring", "ring", "distillation", 40, 200, (1, 1), _ring(3.0), rings=1),
     Group("distill-paraphrase", "harvest", "distillation", 5, 800, (1, 3), _evasive(paraphrase=0.8)),
     Group("distill-desensitized", "harvest", "distillation", 5, 800, (1, 3), _evasive(desensitize=0.8)),
@@ -147,7 +148,7 @@ _add(Scenario("sybil", 7.0, _benign(0.5) + (
 
 _add(Scenario("evasive", 7.0, _benign(0.6, machine_like=2.0) + (
     Group("distill-drip", "drip", "distillation", 20, 300, (1, 1), _evasive(desensitize=0.5, residential=True)),
-    Group("distill-mixed", "mixed", "distillation", 30, 600, (1, 2), {"share": 0.05}),
+    Group("distill-mixed", "mixed", "distillation", 30, 600, (1, 2), {"share": 0.05, "blend": 0.4}),
     Group("distill-paraphrase", "harvest", "distillation", 15, 800, (1, 3), _evasive(paraphrase=0.9)),
     Group("distill-desensitized", "harvest", "distillation", 15, 800, (1, 3), _evasive(desensitize=0.9)),
     Group("distill-humanlike", "humanlike", "distillation", 15, 500, (1, 2),

@@ -1,0 +1,58 @@
+"""The simulator is hard both ways: benign accounts run machine-like side programs, and a 5% harvester can hide
+inside its host product's client shape (model, system prompt, parameters)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+import orjson
+
+from distillguard.sim.generate import generate
+from distillguard.sim.scenarios import Group, Scenario
+
+SCENARIO = Scenario("hardening-test", 1.0, (
+    Group("benign-multi", "multi", "benign", 4, 300, (1, 2), {"side": 0.15}, spread=0.0),
+    Group("distill-mixed", "mixed", "distillation", 3, 300, (1, 1), {"share": 0.1, "blend": 1.0}, spread=0.0),
+))
+
+
+def _run(test_corpus):
+    out, lab = io.BytesIO(), io.BytesIO()
+    generate(SCENARIO, 5, out, lab, split="test", corpus=test_corpus)
+    recs = [orjson.loads(x) for x in out.getvalue().splitlines()]
+    labels = {d["org"]: d for d in (orjson.loads(x) for x in lab.getvalue().splitlines())}
+    by = defaultdict(list)
+    for r in recs:
+        by[labels[r["org"]]["kind"]].append(r)
+    return by
+
+
+def _shape(r):
+    q = r["request"]
+    msgs = q.get("messages") or []
+    system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+    return q.get("model"), system, tuple(sorted(k for k in q if k not in ("messages", "prompt", "stream")))
+
+
+def test_benign_accounts_run_side_programs_and_blended_harvesters_copy_the_product(test_corpus):
+    by = _run(test_corpus)
+    per_org = defaultdict(list)
+    for r in by["benign-multi"]:
+        per_org[r["org"]].append(r)
+    assert len(per_org) == 4
+    for recs in per_org.values():  # a product plus at least one other program with a real share of the traffic
+        counts = defaultdict(int)
+        for r in recs:
+            counts[_shape(r)] += 1
+        big = [c for c in counts.values() if c >= 0.03 * len(recs)]
+        assert len(big) >= 2, counts
+
+    mixed = defaultdict(list)
+    for r in by["distill-mixed"]:
+        mixed[r["org"]].append(r)
+    assert len(mixed) == 3
+    for recs in mixed.values():  # the harvest requests carry the product's model and system prompt
+        assert len({_shape(r)[:2] for r in recs}) == 1
+        single = [r for r in recs if sum(m["role"] == "user" for m in r["request"]["messages"]) == 1]
+        assert len(single) >= 0.05 * len(recs)
