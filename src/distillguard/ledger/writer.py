@@ -86,7 +86,7 @@ class LedgerWriter:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self, recovery_budget_s: float = 30.0) -> int:
-        """Open the journal, replay orphaned segments, start the thread. Returns records recovered.
+        """Open the journal, replay orphaned segments, start the thread. Returns records recovered here.
 
         The replay runs here for at most ``recovery_budget_s``; what is left of it (a huge backlog,
         or everything if the store is down) is replayed by the thread, which retries. ``start``
@@ -102,10 +102,11 @@ class LedgerWriter:
                 pass
         except Exception as e:  # noqa: BLE001 - an outage at start is retried by the thread
             log.warning("ledger recovery postponed, store unavailable: %r", e)
+        recovered = self.recovered  # read before the thread starts: it may go on replaying at once
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
-        return self.recovered
+        return recovered
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Refuse new records, flush, stop the thread, delete committed segments.
