@@ -79,3 +79,40 @@ def test_default_embedder_works_without_the_optional_model():
     v = e.embed(["hello world", "the cat sat"])
     assert v.shape[0] == 2 and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert default_embedder("hashing").name == "hashing"
+
+
+def test_annotate_adds_the_test_to_flagged_accounts_only(prompts):
+    from distillguard.detect.engine import AccountResult, Report
+    from distillguard.detect.twosample import annotate
+
+    rng = random.Random(4)
+    recs = [{"org": f"org_chat_{i % 5}", "request": {"messages": [{"role": "user", "content": p}]}}
+            for i, p in enumerate(rng.sample(prompts["GPTeacher"], 300) + rng.sample(prompts["alpaca_eval"], 200))]
+    recs += [{"org": "org_math", "request": {"messages": [{"role": "user", "content": p}]}}
+             for p in rng.sample(prompts["grade-school-math"], 80)]
+    accounts = [AccountResult("org_math", 0.99, "distillation", True, None, 80, []),
+                AccountResult("org_chat_0", 0.1, "benign", False, None, 100, [])]
+    rep = Report(accounts, [], 0.9, 0.001, len(recs))
+    assert annotate(rep, recs, permutations=100) == 1
+    math_acc, chat = accounts
+    assert math_acc.features["prompt_mmd_p"] < 0.01 and math_acc.features["prompt_mmd_z"] > 3
+    assert any("MMD" in r for r in math_acc.reasons)
+    assert "prompt_mmd_z" not in chat.features and not chat.reasons
+
+
+def test_detect_cli_runs_with_the_two_sample_pass(tmp_path, prompts):
+    import json
+
+    from typer.testing import CliRunner
+
+    from distillguard.cli.main import app
+
+    rng = random.Random(2)
+    lines = [{"id": f"r{i}", "org": "org_pop", "ts": 1000.0 + i, "request": {"messages": [{"role": "user", "content": p}]}}
+             for i, p in enumerate(rng.sample(prompts["GPTeacher"], 200))]
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    res = CliRunner().invoke(app, ["detect", "--input", str(f), "--json", "--two-sample"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert {a["org"] for a in doc["accounts"]} == {"org_pop"}

@@ -28,6 +28,9 @@ def detect(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the one shipped)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write an HTML report (needs --labels)."),
     no_rings: bool = typer.Option(False, "--no-rings", help="Skip cross-account ring detection."),
+    two_sample: bool = typer.Option(False, "--two-sample/--no-two-sample",
+                                    help="Also test flagged accounts' prompts against the population's (MMD, one more "
+                                         "pass over the file; evidence for a reviewer, not part of the score)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes for feature extraction (default: cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
@@ -46,6 +49,10 @@ def detect(
         from ..detect.parallel import run_file
 
         rep = run_file(det, input, workers)
+    if two_sample and str(input) != "-":
+        from ..detect.twosample import annotate
+
+        annotate(rep, _records(input))
     metrics = None
     labs: dict[str, dict[str, Any]] = {}
     if labels is not None:

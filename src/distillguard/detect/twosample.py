@@ -11,7 +11,7 @@ sentence-transformers and the CPU torch wheel is installed, by :class:`MiniLMEmb
 loaded from site-packages with the hub offline). :func:`default_embedder` picks MiniLM when it loads and hashing
 otherwise, so the detector works either way.
 
-The statistic is the unbiased MMD² with a Gaussian kernel whose bandwidth is the median pairwise distance of the
+The statistic is MMD² with a Gaussian kernel whose bandwidth is the median pairwise distance of the
 pooled sample (the usual heuristic); its p-value comes from permutations of the pooled sample, so it is exact
 for any embedding, (1 + #perm ≥ observed) / (1 + permutations). ``z`` is the observed statistic in standard
 deviations of the permutation null, a readable effect size.
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -103,19 +103,13 @@ def _sq_dists(Z: np.ndarray) -> np.ndarray:
     return d
 
 
-def _mmd2(K: np.ndarray, idx_x: np.ndarray, idx_y: np.ndarray) -> float:
-    """Unbiased MMD² from the pooled kernel matrix and the two index sets."""
-    m, n = len(idx_x), len(idx_y)
-    kxx = K[np.ix_(idx_x, idx_x)]
-    kyy = K[np.ix_(idx_y, idx_y)]
-    kxy = K[np.ix_(idx_x, idx_y)]
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.mean())
-
-
 def mmd_test(X: np.ndarray, Y: np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0,
              embedder: str = "") -> TwoSample:
-    """Permutation MMD test of samples ``X`` (account) and ``Y`` (population); rows are embeddings."""
+    """Permutation MMD test of samples ``X`` (account) and ``Y`` (population); rows are embeddings.
+
+    The statistic is the (biased, V-statistic) MMD² = wᵀKw with w = 1/m on the account's rows and -1/n on the
+    population's; all permutations are scored in one matrix product, and the permutation p-value is exact.
+    """
     m, n = len(X), len(Y)
     if m < 2 or n < 2:
         raise ValueError("each sample needs at least two rows")
@@ -124,13 +118,11 @@ def mmd_test(X: np.ndarray, Y: np.ndarray, permutations: int = PERMUTATIONS, see
     off = D[np.triu_indices(m + n, k=1)]
     med = float(np.median(off[off > 0])) if np.any(off > 0) else 1.0
     K = np.exp(-D / med)
-    idx = np.arange(m + n)
-    observed = _mmd2(K, idx[:m], idx[m:])
+    w = np.concatenate([np.full(m, 1.0 / m), np.full(n, -1.0 / n)])
     rng = np.random.default_rng(seed)
-    null = np.empty(permutations)
-    for i in range(permutations):
-        p = rng.permutation(m + n)
-        null[i] = _mmd2(K, p[:m], p[m:])
+    W = np.vstack([w] + [w[rng.permutation(m + n)] for _ in range(permutations)])
+    stats = np.einsum("ij,ij->i", W @ K, W)
+    observed, null = float(stats[0]), stats[1:]
     p_value = (1.0 + float(np.sum(null >= observed))) / (1.0 + permutations)
     sd = float(null.std()) or 1e-12
     return TwoSample(observed, p_value, (observed - float(null.mean())) / sd, m, n, embedder)
@@ -179,3 +171,46 @@ class PopulationTest:
                 return None
             pop = pop[keep]
         return mmd_test(self.embedder.embed(prompts), pop, self.permutations, seed, self.embedder.name)
+
+
+def annotate(report: Any, records: Iterable[dict[str, Any]], embedder: Embedder | None = None,
+             only_flagged: bool = True, permutations: int = PERMUTATIONS) -> int:
+    """Add the two-sample test to accounts of a detection ``report`` from one more pass over the traffic.
+
+    The population sample is a reservoir over every record's prompt; each tested account keeps its own
+    reservoir, and its own prompts are left out of the population it is compared with. The result goes into
+    the account's reasons (when p < 0.01) and its ``features`` (``prompt_mmd_z``, ``prompt_mmd_p``). Returns
+    the number of accounts tested.
+    """
+    from .text import PromptView
+
+    wanted = {a.org for a in report.accounts if a.flagged or not only_flagged}
+    if not wanted:
+        return 0
+    population = Reservoir(POPULATION_SAMPLE, "population")
+    own: dict[str, Reservoir] = {o: Reservoir(ACCOUNT_SAMPLE, o) for o in wanted}
+    for rec in records:
+        req = rec.get("request")
+        prompt = PromptView(req if isinstance(req, dict) else None).prompt.strip()
+        if not prompt:
+            continue
+        org = rec.get("org")
+        r = own.get(org) if isinstance(org, str) else None
+        if r is not None:
+            r.add(prompt)
+        population.add(prompt)
+    test = PopulationTest(population.items, embedder, permutations)
+    n = 0
+    for a in report.accounts:
+        r = own.get(a.org)
+        if r is None:
+            continue
+        res = test.test(r.items, seed=n, exclude=r.items)
+        if res is None:
+            continue
+        n += 1
+        a.features["prompt_mmd_z"] = round(res.z, 3)
+        a.features["prompt_mmd_p"] = res.p_value
+        if res.p_value < 0.01:
+            a.reasons.append(res.reason())
+    return n
