@@ -154,7 +154,7 @@ class PopulationTest:
 
     def __init__(self, population: Sequence[str], embedder: Embedder | None = None,
                  permutations: int = PERMUTATIONS) -> None:
-        self.embedder = embedder or HashingEmbedder()
+        self.embedder = embedder or default_embedder()
         self.permutations = permutations
         self._pop_texts = list(population)
         self._pop = self.embedder.embed(self._pop_texts) if len(self._pop_texts) >= 2 else None
