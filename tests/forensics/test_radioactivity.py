@@ -88,3 +88,16 @@ def test_evaluation_rows_find_the_marked_share_and_keep_clean_models_quiet(answe
     assert not by_rate[0.0]["org_reference"] and by_rate[0.0]["watermarked_words"] == 0
     assert res["clean_models"] == 3 and set(res["clean_below_0.01_by_test"]) == {"samples", "reference", "reference_indep"}
     assert all(p > 1e-6 for p in res["clean_min_p_by_test"].values())
+
+
+def test_null_key_sets_estimate_the_false_positive_rate(answers):
+    """Other random key sets are more draws of the null: few corrected p < 0.01, and the eval keys' rows unchanged."""
+    from distillguard.forensics.radioactivity import evaluate
+
+    texts = [a for _, a in answers]
+    kw = dict(rates=(), clean_models=2, clean_words=20_000, samples=40)
+    plain = evaluate(texts, **kw)
+    res = evaluate(texts, null_groups=30, **kw)
+    assert res["null_trials"] == 60 and set(res["null_below_0.01_by_test"]) == {"samples", "reference", "reference_indep"}
+    assert all(v <= 3 for v in res["null_below_0.01_by_test"].values())  # level 1%: 0.6 expected of 60
+    assert res["clean_min_p_by_test"] == plain["clean_min_p_by_test"]

@@ -221,6 +221,8 @@ def probe_eval(
     samples: int = typer.Option(1000, "--samples"),
     train_words: int = typer.Option(1_000_000, "--train-words", help="Words in each suspect's training corpus."),
     clean_words: int = typer.Option(1_000_000, "--clean-words", help="Words in each clean model's corpus."),
+    null_groups: int = typer.Option(0, "--null-groups", help="Also test each clean model against this many other "
+                                    "random 5-org key sets (more draws of the null, for the false-positive rate)."),
     corpus: Path | None = typer.Option(None, "--corpus"),
     seed: int = typer.Option(7, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
@@ -233,7 +235,8 @@ def probe_eval(
         corpus = SHARED_DATA
     answers = [p.answer for p in load_points(corpus, "dev") if len(p.answer.split()) >= 20]
     res = evaluate(answers, clean_models=clean_models, samples=samples, seed=seed, train_words=train_words,
-                   clean_words=clean_words, log=lambda s: err_console.print(s))
+                   clean_words=clean_words, null_groups=null_groups,
+                   log=lambda s: err_console.print(s))
     if as_json:
         emit(res, True)
         return
@@ -251,3 +254,8 @@ def probe_eval(
     low, mins = res["clean_below_0.01_by_test"], res["clean_min_p_by_test"]
     Console().print(f"clean models ({res['clean_models']}) with corrected p < 0.01: " + "; ".join(
         f"{k} {low[k]} (min p {mins[k]:.3g})" for k in low if mins[k] is not None))
+    if res["null_trials"]:
+        nl = res["null_below_0.01_by_test"]
+        Console().print(f"the same clean models against {res['null_groups']} other random 5-org key sets each "
+                        f"({res['null_trials']} null draws per test), corrected p < 0.01: "
+                        + "; ".join(f"{k} {v} ({v / res['null_trials']:.2%})" for k, v in nl.items()))

@@ -372,7 +372,7 @@ def _take(pool: Sequence[str], start: int, words: float) -> tuple[list[str], int
 
 def evaluate(answers: Sequence[str], rates: Sequence[float] = (0.0, 0.01, 0.05, 0.10), clean_models: int = 100,
              train_words: int = 1_000_000, clean_words: int = 1_000_000, samples: int = 300, length: int = 120,
-             seed: int = 7, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             seed: int = 7, log: Callable[[str], None] | None = None, null_groups: int = 0) -> dict[str, Any]:
     """Train n-gram LMs on corpora with a share of watermarked answers (org_suspect's key) and probe them.
 
     Per share, three tests of the same suspect model: ``p_value`` the black-box one (its samples alone,
@@ -382,6 +382,10 @@ def evaluate(answers: Sequence[str], rates: Sequence[float] = (0.0, 0.01, 0.05, 
     are not otherwise in the corpus. ``clean_models`` clean suspects (other seeds and subsets) give each
     test's share of corrected p < 0.01: for the same-corpus reference the suspect is the reference's
     corpus plus 10% more clean answers (the null twin of the watermarked case).
+
+    ``null_groups`` > 0 also tests each clean model against that many other random sets of five org keys:
+    each set is one more draw of the null (the keys are independent of the model), so the share of corrected
+    p < 0.01 over all of them estimates each test's false-positive rate far more tightly than 100 models can.
     """
     wm = Watermarker(EVAL_SECRET)
     rows = []
@@ -411,6 +415,7 @@ def evaluate(answers: Sequence[str], rates: Sequence[float] = (0.0, 0.01, 0.05, 
                 f"(bits {row['bits_reference_indep']})")
     low = {"samples": 0, "reference": 0, "reference_indep": 0}
     min_p: dict[str, list[float]] = {k: [] for k in low}
+    null_low = dict.fromkeys(low, 0)
     for m in range(clean_models):
         rng = random.Random(seed + 10_000 + m)
         pool = rng.sample(list(answers), len(answers))
@@ -418,20 +423,33 @@ def evaluate(answers: Sequence[str], rates: Sequence[float] = (0.0, 0.01, 0.05, 
         extra, i = _take(pool, i, clean_words * 0.1)
         indep, _ = _take(pool, i, clean_words)
         lm = NgramLM().train(sub)
-        res = probe_texts(sample_model(lm, max(50, samples // 3), seed + m, length), wm, EVAL_ORGS)
-        ps = {"samples": min(r["p_value"] for r in res["orgs"]),
-              "reference": min(r["p_value"] for r in probe_models(NgramLM().train(sub + extra), lm, wm,
-                                                                   EVAL_ORGS)["orgs"]),
-              "reference_indep": min(r["p_value"] for r in probe_models(lm, NgramLM().train(indep), wm,
-                                                                         EVAL_ORGS)["orgs"])}
-        for k, p in ps.items():
+        pos = pooled_positions(sample_model(lm, max(50, samples // 3), seed + m, length), wm)
+        counts = lm_variant_counts(lm, wm)
+        tests: dict[str, Callable[[OrgKey], tuple[float, float, int]]] = {
+            "samples": lambda k, pos=pos: _test(pos, k),
+            "reference": _shift_test(_shifts(lm_variant_counts(NgramLM().train(sub + extra), wm), counts)),
+            "reference_indep": _shift_test(_shifts(counts, lm_variant_counts(NgramLM().train(indep), wm)))}
+        for k, test in tests.items():
+            p = _ranked(wm, EVAL_ORGS, test)[0]["p_value"]
             min_p[k].append(p)
             low[k] += p < 0.01
+            for g in range(null_groups):  # the same model against other orgs' keys: more draws of the null
+                null_wm = Watermarker(f"{EVAL_SECRET}-null-{seed}-{m}-{g}")
+                null_low[k] += _ranked(null_wm, EVAL_ORGS, test)[0]["p_value"] < 0.01
     if log and clean_models:
         log("clean models with corrected p < 0.01: " + ", ".join(f"{k} {v}/{clean_models}" for k, v in low.items()))
+        if null_groups:
+            log(f"same clean models against {null_groups} other random 5-org key sets each: "
+                + ", ".join(f"{k} {v}/{clean_models * null_groups}" for k, v in null_low.items()))
     n = clean_models or 1
     return {"rates": rows, "clean_models": clean_models, "clean_below_0.01": low["samples"],
             "clean_share_below_0.01": low["samples"] / n if clean_models else 0.0,
             "clean_min_p": min(min_p["samples"]) if clean_models else None,
             "clean_below_0.01_by_test": low,
-            "clean_min_p_by_test": {k: (min(v) if v else None) for k, v in min_p.items()}}
+            "clean_min_p_by_test": {k: (min(v) if v else None) for k, v in min_p.items()},
+            "null_groups": null_groups, "null_trials": clean_models * null_groups,
+            "null_below_0.01_by_test": null_low}
+
+
+def _shift_test(shifts: Sequence[tuple[str, int, list[float]]]) -> Callable[[OrgKey], tuple[float, float, int]]:
+    return lambda k: _reference_test(shifts, k)
