@@ -15,6 +15,9 @@ from pathlib import Path
 
 SHINGLE = 8
 _WORD = re.compile(r"\w+")
+# ASCII text: ``\w`` is [A-Za-z0-9_], so mapping every other byte to a space (and capitals to lower case) and
+# splitting gives the same words as ``_WORD.findall(text.lower())``, at about half the cost.
+_ASCII_WORDS = bytes(b if chr(b).isalnum() or b == ord("_") else ord(" ") for b in range(128)).lower() + bytes(128)
 
 
 def _shingles(words: list[str]) -> Iterable[int]:
@@ -42,12 +45,24 @@ class BenchmarkIndex:
         """Benchmark evidence in [0, 1]: five probe shingles spread over the prompt's first 1,000 chars; two hits = 1."""
         if not self._set:
             return 0.0
-        w = _WORD.findall(prompt[:1000].lower())
-        m = len(w) - SHINGLE
-        if m < 0:
-            return 0.0
-        pos = {0, m // 4, m // 2, 3 * m // 4, m}
-        hits = sum(1 for i in pos if zlib.crc32(" ".join(w[i : i + SHINGLE]).encode()) in self._set)
+        head = prompt[:1000]
+        if head.isascii():
+            b = head.encode().translate(_ASCII_WORDS).split()
+            m = len(b) - SHINGLE
+            if m < 0:
+                return 0.0
+            shingles = self._set
+            hits = 0
+            for i in {0, m // 4, m // 2, 3 * m // 4, m}:
+                if zlib.crc32(b" ".join(b[i : i + SHINGLE])) in shingles:
+                    hits += 1
+        else:
+            w = _WORD.findall(head.lower())
+            m = len(w) - SHINGLE
+            if m < 0:
+                return 0.0
+            pos = {0, m // 4, m // 2, 3 * m // 4, m}
+            hits = sum(1 for i in pos if zlib.crc32(" ".join(w[i : i + SHINGLE]).encode()) in self._set)
         return min(1.0, hits / 2)
 
 

@@ -87,7 +87,8 @@ class Report:
 class Tracked:
     """An account or one of its sub-streams, with its checkpoint history."""
 
-    __slots__ = ("best", "best_vector", "first_flag", "first_key", "next_cp", "routes", "state", "subs", "thr")
+    __slots__ = ("best", "best_vector", "first_flag", "first_key", "next_cp", "routes", "sharing", "state", "subs",
+                 "thr")
 
     def __init__(self, name: str, thr: float = 0.5) -> None:
         self.state = AccountState(name)
@@ -99,6 +100,9 @@ class Tracked:
         self.subs = 0  # (accounts) client/route sub-streams opened
         self.first_key: str | None = None  # (accounts) the only key seen so far: its stream is the account's
         self.routes: dict[int, str] = {}  # (accounts) route → its only client so far: its stream is the client's
+        # (accounts) sub-streams that have had every request of the account so far: they share its state object
+        # instead of repeating each update (``Detector.consume``), until a request of the account is not theirs.
+        self.sharing: list[tuple[str, Tracked]] = []
 
     def fork(self, thr: float, checkpoints: tuple[int, ...]) -> Tracked:
         """A copy of this stream so far, that goes on separately (a sub-stream that was identical until now)."""
@@ -108,6 +112,20 @@ class Tracked:
         t.best, t.best_vector, t.first_flag = self.best, self.best_vector, self.first_flag
         t.next_cp = bisect.bisect_right(checkpoints, t.state.n)
         return t
+
+    def unshare(self, keep: tuple[str, str]) -> None:
+        """(accounts) Give each sharing sub-stream whose id is not in ``keep`` a copy of the account's state so far:
+        the next request is not theirs. A sharing stream has as many requests as its account, so it was never
+        scored (sub-streams are scored only as a minority of their account) and only its state and checkpoint
+        position are owed."""
+        still = []
+        for sid, s in self.sharing:
+            if sid in keep:
+                still.append((sid, s))
+            else:
+                s.state = self.state.copy()
+                s.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, s.state.n)
+        self.sharing = still
 
 
 def templated(acc: AccountState, f: RequestFeatures, repeat: bool) -> bool:
@@ -170,16 +188,26 @@ class Detector:
         count = self.consume(items, orgs, keys)
         return self.finish(orgs, keys, count)
 
+    # Off only in tests, to check that sharing states (``Tracked.sharing``) changes no result.
+    share_streams: bool = True
+
     def consume(self, items: Iterable[tuple[str, RequestFeatures]], orgs: dict[str, Tracked],
                 keys: dict[tuple[str, str], Tracked]) -> int:
         """Feed ``(org, features)`` pairs into the account and key trackers; returns how many were fed."""
         count = 0
+        share = self.share_streams
         for org, f in items:
             count += 1
             t = orgs.get(org)
             if t is None:
                 t = orgs[org] = Tracked(org, self.threshold)
             acc = t.state
+            csid = f"c:{f.client}"
+            rsid = f"r:{f.route}"
+            for sid, _ in t.sharing:
+                if sid != csid and sid != rsid:
+                    t.unshare((csid, rsid))
+                    break
             repeat = f.prompt_hash in acc.prompts
             # A key's stream is the account's until a second key shows up, and a route's stream is its client's until
             # a second client uses the route: such streams are forked then, not kept twice all along.
@@ -195,21 +223,27 @@ class Detector:
                 if k is None:
                     k = keys[(org, "k:" + f.key)] = Tracked(org, self.threshold)
                 self._add(k, f, n)
-            csid = f"c:{f.client}"
             c = keys.get((org, csid))
             if c is None and t.subs < MAX_SUBSTREAMS:
                 t.subs += 1
                 c = keys[(org, csid)] = Tracked(org, self.thresholds["program"])
-            if c is not None:
+                if share and n == 1:  # the account's first request: the client's stream is the account's so far
+                    c.state = acc
+                    t.sharing.append((csid, c))
+            if c is not None and c.state is not acc:
                 self._add_sub(c, f, n)
-            rsid = f"r:{f.route}"
             r = keys.get((org, rsid))
             if r is None:
                 owner = t.routes.setdefault(f.route, csid)
                 if owner != csid and t.subs < MAX_SUBSTREAMS and (org, owner) in keys:
                     t.subs += 1
                     r = keys[(org, rsid)] = keys[(org, owner)].fork(self.thresholds["program"], SUB_CHECKPOINTS)
-            if r is not None:
+                    self._add_sub(r, f, n)
+                    # every request so far on this route (the fork sorts ``times``: shared only if that changed nothing)
+                    if share and r.state.n == n and r.state.times == acc.times:
+                        r.state = acc
+                        t.sharing.append((rsid, r))
+            elif r.state is not acc:
                 self._add_sub(r, f, n)
             if templated(acc, f, repeat):
                 s = keys.get((org, "t"))
@@ -219,6 +253,11 @@ class Detector:
         return count
 
     def finish(self, orgs: dict[str, Tracked], keys: dict[tuple[str, str], Tracked], count: int) -> Report:
+        return self.report(orgs, self.verdicts(orgs, keys), count)
+
+    def verdicts(self, orgs: dict[str, Tracked], keys: dict[tuple[str, str], Tracked]) -> dict[str, AccountResult]:
+        """Each account's own verdict (its checkpoints and sub-streams, before rings): needs nothing of the other
+        accounts, so ``parallel`` runs it in the workers and sends only accounts, never sub-streams, back."""
         for t in orgs.values():
             if t.state.n < 5 or t.state.n not in CHECKPOINTS:
                 self._checkpoint(t)
@@ -245,6 +284,11 @@ class Detector:
                     if sc > t.best and (best is None or sc > best_score):
                         best, best_score = (sid, k), sc
             results[org] = self._verdict(t, best)
+        return results
+
+    def report(self, orgs: dict[str, Tracked], results: dict[str, AccountResult], count: int) -> Report:
+        """The report from the accounts' own verdicts: candidate rings (over ``orgs`` in first-seen order) scored and
+        applied to their members."""
         rings = find_rings([t.state for t in orgs.values()]) if self.use_rings else []
         for ring in rings:
             self._apply_ring(ring, orgs, results)

@@ -17,7 +17,7 @@ from .text import (
     builds_on_answer,
     marker_bits,
     mask,
-    scaffold_keys,
+    scaffold_keys_of,
     words,
 )
 
@@ -85,11 +85,12 @@ def _system_info(system: str) -> tuple[int, int]:
     return got
 
 
-def _ends(skel: str) -> str:
+def _ends(skel: str, toks: list[str] | None = None) -> str:
     """The skeleton's first and last 12 tokens (what templates keep fixed), ``|``-separated."""
-    toks = skel.split(" ")
+    if toks is None:
+        toks = skel.split(" ")
     if len(toks) <= 24:
-        return " ".join(toks)
+        return skel  # = " ".join(skel.split(" "))
     return " ".join(toks[:12]) + " | " + " ".join(toks[-12:])
 
 
@@ -119,42 +120,46 @@ def _client(ua: str, req: dict[str, Any], system: int) -> tuple[int, int]:
 
 def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> RequestFeatures:
     """Features of one traffic record (contracts §1). Missing fields are tolerated."""
-    req = rec.get("request")
+    get = rec.get
+    req = get("request")
     if not isinstance(req, dict):
         req = {}
     view = PromptView(req)
     prompt = view.prompt
     lower = prompt[:600].lower()
     skel = mask(prompt)
-    head, tail = scaffold_keys(skel)
+    toks = skel.split(" ")
+    head, tail = scaffold_keys_of(toks)
     bits = marker_bits(lower)
     system = 0
     if view.system:
         system, sbits = _system_info(view.system[:300])
         bits |= sbits
-    resp = rec.get("response")
+    resp = get("response")
     status = resp.get("status", 200) if isinstance(resp, dict) else 200
-    usage = rec.get("usage")
+    usage = get("usage")
     if not isinstance(usage, dict):
         usage = {}
     n = _num(req.get("n"), 1.0) or 1.0
     max_tokens = _num(req.get("max_tokens", req.get("max_completion_tokens")), 0.0) or 0.0
-    client, route = _client(str(rec.get("user_agent") or ""), req, system)
+    ua = str(get("user_agent") or "")
+    client, route = _client(ua, req, system)
     topic = tuple({hash(w) & (TOPIC_DIM - 1) for w in words(lower, 48)})  # per-process buckets: only spread matters
+    turns = view.turns
     return RequestFeatures(
-        id=str(rec.get("id") or ""),
-        ts=float(rec.get("ts") or 0.0),
-        key=str(rec.get("key") or ""),
-        ua=str(rec.get("user_agent") or ""),
-        ip_prefix=_ip_prefix(rec.get("ip")),
+        id=str(get("id") or ""),
+        ts=float(get("ts") or 0.0),
+        key=str(get("key") or ""),
+        ua=ua,
+        ip_prefix=_ip_prefix(get("ip")),
         status=int(status) if isinstance(status, int) else 200,
         head=head,
         tail=tail,
         system=system,
         prompt_hash=zlib.crc32(prompt[:2000].encode()),
         bits=bits,
-        turns=view.turns,
-        follow_up=view.turns >= 2 and builds_on_answer(lower, view.prev_answer),
+        turns=turns,
+        follow_up=turns >= 2 and builds_on_answer(lower, view.prev_answer),
         temperature=_num(req.get("temperature"), None),
         n=int(n),
         max_tokens=int(max_tokens),
@@ -162,7 +167,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         topic=topic,
-        skeleton=_ends(skel),
+        skeleton=_ends(skel, toks),
         bench=bench.overlap(prompt) if bench is not None else 0.0,
         client=client,
         route=route,

@@ -9,6 +9,7 @@ Within a window the client, route and templated sub-streams are scored as in the
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -36,6 +37,20 @@ class _Window:
     next_cp: int = 0
     subs: dict[str, _Window] = field(default_factory=dict)  # client / route / templated sub-streams (engine)
     best_sub: _Window | None = None  # the highest-scoring sub-stream, when it outscores the window
+    # sub-streams that have had every request of the window so far share its state object (``_observe``)
+    sharing: list[tuple[str, _Window]] = field(default_factory=list)
+
+    def unshare(self, keep: tuple[str, str]) -> None:
+        """Give each sharing sub-stream whose id is not in ``keep`` a copy of the window's state so far (the next
+        request is not theirs). A sharing sub-stream was never scored: it was never a minority of its window."""
+        still = []
+        for sid, sub in self.sharing:
+            if sid in keep:
+                still.append((sid, sub))
+            else:
+                sub.state = self.state.copy()
+                sub.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, sub.state.n)
+        self.sharing = still
 
 
 @dataclass
@@ -48,6 +63,8 @@ class _Account:
 
 class OnlineDetector:
     """Per-account sliding-window scoring of live traffic (a ``Gateway`` observer)."""
+
+    share_streams: bool = True  # off only in tests, to check that sharing window states changes no result
 
     def __init__(
         self,
@@ -94,19 +111,30 @@ class OnlineDetector:
         acc.total += 1
         acc.updated = f.ts or time.time()
         w = acc.current
+        csid, rsid = f"c:{f.client}", f"r:{f.route}"
+        for sid, _ in w.sharing:
+            if sid != csid and sid != rsid:
+                w.unshare((csid, rsid))
+                break
         repeat = f.prompt_hash in w.state.prompts
         w.state.add(f)
         n = w.state.n
         if w.next_cp < len(CHECKPOINTS) and n == CHECKPOINTS[w.next_cp]:
             w.next_cp += 1
             self._score(w)
-        sids = [f"c:{f.client}", f"r:{f.route}"] + (["t"] if templated(w.state, f, repeat) else [])
+        sids = [csid, rsid] + (["t"] if templated(w.state, f, repeat) else [])
         for sid in sids:
             sub = w.subs.get(sid)
             if sub is None:
                 if len(w.subs) >= MAX_ONLINE_SUBS:
                     continue
+                if n == 1 and self.share_streams:  # the window's first request: the sub-stream is the window so far
+                    w.subs[sid] = sub = _Window(w.state)
+                    w.sharing.append((sid, sub))
+                    continue
                 sub = w.subs[sid] = _Window(AccountState(org))
+            elif sub.state is w.state:
+                continue
             sub.state.add(f)
             m = sub.state.n
             if sub.next_cp < len(SUB_CHECKPOINTS) and m == SUB_CHECKPOINTS[sub.next_cp]:

@@ -1,9 +1,9 @@
 """Batch detection over a traffic file on several cores: accounts are sharded by org across forked workers.
 
 Each worker reads the whole file but parses only the lines of its own orgs (the org is found by a byte search,
-so skipping a line costs no JSON parsing), extracts features and keeps the per-account trackers; the parent merges
-the trackers (disjoint by org) and finishes as the single-process detector does (verdicts, rings). The report is
-the same as ``Detector.run`` over the file, whatever the number of workers.
+so skipping a line costs no JSON parsing), extracts features, keeps the per-account trackers and gives each account
+its own verdict; the parent merges the accounts (disjoint by org) and finishes as the single-process detector does
+(rings over all accounts). The report is the same as ``Detector.run`` over the file, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ..jsonl import read_objects
-from .engine import Detector, Report, Tracked
+from .engine import AccountResult, Detector, Report, Tracked
 from .features import RequestFeatures, extract
 
 _JOB: dict[str, Any] = {}  # set in the parent before forking
@@ -53,12 +53,17 @@ def _items(path: Path, shard: int, shards: int, det: Detector) -> Iterator[tuple
                 yield str(org), extract(rec, det.bench)
 
 
-def _work(shard: int) -> tuple[dict[str, Tracked], dict[tuple[str, str], Tracked], int]:
+def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int]:
+    """One shard's accounts and their own verdicts. Sub-streams stay here: the parent needs only the accounts (rings
+    are found and scored over account states), which keeps what is pickled back small."""
     det: Detector = _JOB["detector"]
     orgs: dict[str, Tracked] = {}
     keys: dict[tuple[str, str], Tracked] = {}
     n = det.consume(_items(_JOB["path"], shard, _JOB["shards"], det), orgs, keys)
-    return orgs, keys, n
+    results = det.verdicts(orgs, keys)
+    for t in orgs.values():
+        t.sharing = []  # references to sub-streams, done with
+    return orgs, results, n
 
 
 def run_file(detector: Detector, path: str | Path, workers: int | None = None) -> Report:
@@ -74,12 +79,12 @@ def run_file(detector: Detector, path: str | Path, workers: int | None = None) -
     finally:
         _JOB.clear()
     merged: dict[str, Tracked] = {}
-    keys: dict[tuple[str, str], Tracked] = {}
+    results: dict[str, AccountResult] = {}
     count = 0
-    for o, k, n in parts:
+    for o, r, n in parts:
         merged.update(o)
-        keys.update(k)
+        results.update(r)
         count += n
     # first-seen order, as a single pass over the (time-ordered) file would have met them
     orgs = dict(sorted(merged.items(), key=lambda kv: (kv[1].state.t_min, kv[0])))
-    return detector.finish(orgs, keys, count)
+    return detector.report(orgs, results, count)

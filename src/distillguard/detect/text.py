@@ -19,7 +19,9 @@ _QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|'[^'\n]{3,200}'|
 _CODE = re.compile(r"```.*?(```|$)", re.DOTALL)
 _URL = re.compile(r"https?://\S+|\S+@\S+\.\w+")
 _NUM = re.compile(r"\d+(?:[.,:/]\d+)*")
-_ENTITY = re.compile(r"(?<=[a-z,;:] )[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")
+# A capitalised word run after a lower-case word or a comma: ``(?<=[a-z,;:] )[A-Z]...``, written with the capital
+# first (and the same lookbehind, three characters wide, behind it) so that ``re`` only tries it at capitals.
+_ENTITY = re.compile(r"[A-Z](?<=[a-z,;:] [A-Z])[\w'-]*(?: [A-Z][\w'-]*)*")
 _SPACE = re.compile(r"\s+")
 
 # Instruction-style markers (lower-cased text). Each is one bit of ``marker_bits``.
@@ -79,6 +81,115 @@ _PREFILTER: dict[str, tuple[str, ...]] = {
                         "for a ", "eli5"),
 }
 _CHECKS = tuple((MARKERS[name], _PREFILTER[name], 1 << i) for i, name in enumerate(MARKERS))
+
+
+def _lb(word: str) -> str:
+    """``\\b`` + ``word`` (a plain literal starting with a word character), written as the literal followed by a
+    fixed-width lookbehind: ``\\b`` before a word character is ``(?<!\\w)``, and checking it just after the literal
+    lets ``re`` find the pattern by its first characters instead of trying it at every position of the text."""
+    w = re.escape(word)
+    return f"{w}(?<!\\w{w})"
+
+
+def _alts(*parts: str) -> str:
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _toks(*words: str) -> frozenset[bytes]:
+    return frozenset(w.encode() for w in words)
+
+
+# Fast forms of the markers, clause by clause. A clause (tokens, needles, regex, gated) fires when the text has one
+# of ``tokens`` as a whole letter run (``_letter_runs``; None: no such test), contains one of ``needles`` (empty: no
+# such test), ``regex`` matches, and, if ``gated``, one of the marker's _PREFILTER needles occurs. For each marker:
+# - every top-level alternative of its MARKERS regex is covered by a clause whose regex matches wherever that
+#   alternative does, and no clause regex matches where the marker's regex does not (a clause regex is some of the
+#   alternatives, with a leading ``\b`` moved behind the first literal, or the marker's regex itself);
+# - a clause's tokens / needles occur in every text its alternatives match: a literal of letters with a word
+#   boundary, a space or punctuation on both sides in the pattern is a whole letter run wherever it matches;
+# - ``gated`` is set unless a clause's match (or tokens) already contains one of the prefilter needles.
+# So ``marker_bits`` equals ``reference_marker_bits`` (tests/detect/test_text.py checks it on generated and real
+# prompts); it only skips most regex searches and substring scans.
+_Clause = tuple[frozenset[bytes] | None, tuple[str, ...], re.Pattern[str], bool]
+_NOUNS = (r"(?:examples?|instructions?|questions?|tasks?|samples?|pairs?|prompts?|sentences?|items?|ideas?"
+          r"|variations?|responses?)")
+_FAST: dict[str, tuple[_Clause, ...]] = {
+    "generate_n": (
+        (_toks("generate", "create", "write", "give", "list", "produce", "come", "provide"), _PREFILTER["generate_n"],
+         re.compile(_alts(*(_lb(w) for w in ("generate", "create", "write", "give", "list", "produce", "come up with",
+                                               "provide")))
+                    + r"\b[^.\n]{0,40}?\b(?:\d+|two|three|four|five|ten|twenty|several|multiple|a set of|a list of)\b"
+                    + r"[^.\n]{0,30}?\b" + _NOUNS), False),
+    ),
+    "step_by_step": (
+        (_toks("by"), (), re.compile(r"step[- ]by[- ]step"), False),
+        (None, (), re.compile(r"show (?:your|the) (?:work|reasoning)"), False),
+        (None, (), re.compile(r"explain (?:your|the) reasoning"), False),
+    ),
+    "output_format": (
+        (_toks("json", "yaml", "csv", "markdown", "bullet", "bulleted", "numbered", "table"), (), re.compile(
+            _alts(_lb("json"), _lb("yaml"), _lb("csv"), _lb("markdown"), _lb("bullet") + "(?:ed)? (?:points|list)",
+                  _lb("numbered list"), _lb("in a table"), _lb("as a table"), _lb("table format")) + r"\b"), False),
+        (None, (":",), re.compile(r"format:\s"), False),
+        (None, ("#",), re.compile(r"### (?:instruction|input|response)"), False),
+    ),
+    "persona": (
+        (_toks("are"), (), re.compile(_lb("you are a") + r"n?\b"), False),
+        (_toks("act"), (), re.compile(_lb("act as a") + r"n?\b"), False),
+        (_toks("pretend", "role", "roleplay", "imagine", "expert", "experienced", "professional"), (), re.compile(
+            _alts(_lb("pretend") + " (?:you are|to be)", _lb("role") + "[- ]?play", _lb("imagine you are"),
+                  _lb("as a") + "n? (?:expert|experienced|professional)") + r"\b"), False),
+    ),
+    "length_demand": (
+        (_toks("words", "sentences", "paragraphs", "lines", "tokens"), (), re.compile(
+            _alts(_lb("at least"), _lb("no") + " (?:less|fewer) than", _lb("minimum of"), _lb("about"), _lb("around"),
+                  _lb("exactly"), _lb("in")) + r"\s\d+\s(?:words|sentences|paragraphs|lines|tokens)\b"), False),
+        (_toks("detailed", "comprehensive", "depth", "thorough", "elaborate", "form"), (), re.compile(
+            _alts(_lb("detailed"), _lb("comprehensive"), _lb("in") + "[- ]depth", _lb("thorough"), _lb("elaborate"),
+                  _lb("long") + "[- ]form") + r"\b"), False),
+    ),
+    "imperative": ((None, (), MARKERS["imperative"], False),),
+    "answer_format": (
+        # answer with (only|just) | final answer | the answer is | answer:\s*$ | put your answer
+        (None, (), re.compile(r"answer(?: with (?:only|just)|(?<=final answer)|(?<=the answer) is|:\s*$"
+                              r"|(?<=put your answer))", re.MULTILINE), False),
+        (None, (")",), re.compile(r"a\)(?:(?<=\(a\))|(?<!\wa\))\s)"), False),  # \(a\) | \ba\)\s
+        (None, (":",), re.compile(r"question:(?<![^\n]question:)"), False),  # ^question: (multi-line ^)
+        (None, (":",), re.compile(r"choices?:"), False),
+        (None, ("#",), re.compile(r"#### ?\d"), False),
+        (None, (), re.compile(r"respond with (?:only|just)"), False),
+        (_toks("def"), (), re.compile(r"^\s*def \w+\(|\ndef \w+\(", re.MULTILINE), False),
+        (None, (), re.compile(r"only (?:the|a) (?:letter|number|option)"), True),
+    ),
+    "dataset_format": (
+        (None, ("#",), re.compile(r"### (?:instruction|input|response)"), False),
+        *((_toks(w), (":",), re.compile(_lb(w) + r"\s*:"), False)
+          for w in ("instruction", "output", "response", "completion")),
+        (_toks("instruction", "input", "output", "response", "prompt", "completion"), (":",),
+         re.compile(r"[\"'](?:instruction|input|output|response|prompt|completion)[\"']\s*:"), True),
+        # \bjsonl\b | (...) dataset\b | \btraining (...)\b | (...)[- /](...) pairs?\b: rare, so the whole regex
+        (_toks("jsonl", "dataset", "training", "pair", "pairs"), (), MARKERS["dataset_format"], False),
+        (_toks("input"), (), re.compile(r"an input and an output"), False),
+    ),
+    "rewrite_variant": (
+        (_toks("rewrite", "rephrase", "paraphrase", "simplify", "eli"), (), re.compile(
+            _alts(_lb("rewrite"), _lb("rephrase"), _lb("paraphrase"), _lb("simplify"), _lb("eli5")) + r"\b"), False),
+        (_toks("other"), (), re.compile(_lb("in other words") + r"\b"), False),
+        (_toks("another"), (), re.compile(_lb("another way") + r"\b"), False),
+        (_toks("different"), (), re.compile(_lb("different") + r" (?:way|version)\b"), False),
+        (_toks("child", "beginner", "year"), (), re.compile(_lb("for a") + r" (?:child|beginner|5[- ]year[- ]old)\b"),
+         False),
+    ),
+}
+_FAST_CHECKS = tuple((_FAST[name], _PREFILTER[name], 1 << i) for i, name in enumerate(MARKERS))
+_LETTERS = bytes(b if 97 <= b <= 122 else 32 for b in range(256))  # a-z kept, every other byte a separator
+
+
+def _letter_runs(text: str) -> set[bytes]:
+    """The maximal runs of a-z in ``text`` (UTF-8 bytes of other characters are never a-z)."""
+    return set(text.encode("utf-8", "surrogatepass").translate(_LETTERS).split())
+
+
 MARKER_NAMES: tuple[str, ...] = tuple(MARKERS)
 MARKER_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(MARKER_NAMES)}
 
@@ -139,19 +250,52 @@ def mask(text: str) -> str:
     if '"' in t or "'" in t or "`" in t or "“" in t:
         t = _QUOTED.sub("<q>", t)
     t = _ENTITY.sub("<e>", t)
-    t = _NUM.sub("<n>", t)
-    return _SPACE.sub(" ", t).strip().lower()
+    if not t.isascii() or _has_digit(t):  # in ASCII text \d is 0-9: without them _NUM has nothing to replace
+        t = _NUM.sub("<n>", t)
+    return " ".join(t.split()).lower()  # = _SPACE.sub(" ", t).strip(): both split on str.isspace() characters
+
+
+def _has_digit(text: str) -> bool:
+    for d in "0123456789":
+        if d in text:
+            return True
+    return False
 
 
 def scaffold_keys(skeleton: str) -> tuple[int, int]:
     """Hashes of the skeleton's first and last eight tokens: a template keeps at least one of them."""
-    toks = skeleton.split(" ")
+    return scaffold_keys_of(skeleton.split(" "))
+
+
+def scaffold_keys_of(toks: list[str]) -> tuple[int, int]:
+    """``scaffold_keys`` of a skeleton already split on spaces."""
     head = " ".join(toks[:8]) if len(toks) >= 4 else ""
     tail = " ".join(toks[-8:]) if len(toks) >= 12 else ""
     return (zlib.crc32(head.encode()) if head else 0, zlib.crc32(tail.encode()) if tail else 0)
 
 
 def marker_bits(lower_head: str) -> int:
+    """Instruction-style markers (``MARKER_BIT``) of a lower-cased prompt head; equal to ``reference_marker_bits``."""
+    bits = 0
+    runs = _letter_runs(lower_head)
+    for clauses, needles, bit in _FAST_CHECKS:
+        for toks, want, rx, gated in clauses:
+            if toks is not None and toks.isdisjoint(runs):
+                continue
+            if want:
+                for nd in want:
+                    if nd in lower_head:
+                        break
+                else:
+                    continue
+            if rx.search(lower_head) is not None and (not gated or any(nd in lower_head for nd in needles)):
+                bits |= bit
+                break
+    return bits
+
+
+def reference_marker_bits(lower_head: str) -> int:
+    """The definition of the markers: a marker's regex, tried when one of its _PREFILTER needles occurs."""
     bits = 0
     for rx, needles, bit in _CHECKS:
         for nd in needles:
