@@ -91,45 +91,66 @@ def scaffold_rings(states: Sequence[AccountState]) -> list[Ring]:
     """Candidate rings (≥ MIN_MEMBERS accounts) of accounts sharing scaffolds.
 
     Two accounts are linked when one dominant scaffold of each is a near-duplicate of the other (MinHash LSH over
-    the scaffolds' word 3-grams; a shared client fingerprint lowers the similarity needed).
+    the scaffolds' word 3-grams; a shared client fingerprint lowers the similarity needed). Each distinct scaffold
+    text is hashed, inserted and queried once (many accounts share a template), and the account pairs of two
+    matching scaffolds are linked in one numpy step, so the cost follows the distinct scaffolds, not the accounts.
     """
     cand = [s for s in states if s.n >= MIN_REQUESTS]
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
-    items: list[tuple[int, MinHash]] = []
-    by_key: dict[str, MinHash] = {}
+    texts: dict[str, int] = {}  # distinct scaffold text -> its id
+    minhashes: list[MinHash] = []
+    users: list[list[int]] = []  # scaffold id -> accounts (in order) having it among their dominant scaffolds
     for i, s in enumerate(cand):
-        for k, sc in enumerate(dominant_scaffolds(s)):
-            m = by_key[f"{i}:{k}"] = scaffold_minhash(sc)
-            lsh.insert(f"{i}:{k}", m)
-            items.append((i, m))
-    fps = [_fingerprint(s) for s in cand]
-    sims: dict[tuple[int, int], float] = {}
-    for i, m in items:
-        for key in lsh.query(m):
-            j = int(key.split(":")[0])
-            if j <= i:
+        for sc in dominant_scaffolds(s):
+            t = texts.get(sc)
+            if t is None:
+                t = texts[sc] = len(minhashes)
+                minhashes.append(scaffold_minhash(sc))
+                users.append([])
+                lsh.insert(t, minhashes[t])
+            if not users[t] or users[t][-1] != i:
+                users[t].append(i)
+    fp_codes: dict[str, int] = {}
+    fps = np.array([fp_codes.setdefault(_fingerprint(s), len(fp_codes)) for s in cand], np.int64)
+    no_fp = fp_codes.get("|", -1)
+    acc = [np.asarray(u, np.int64) for u in users]
+    ii: list[np.ndarray] = []
+    jj: list[np.ndarray] = []
+    vv: list[np.ndarray] = []
+    for a, m in enumerate(minhashes):
+        for b in lsh.query(m):
+            jac = m.jaccard(minhashes[b])
+            if jac < EDGE_JACCARD_SAME_CLIENT:
                 continue
-            jac = m.jaccard(by_key[key])
-            need = EDGE_JACCARD_SAME_CLIENT if fps[i] == fps[j] and fps[i] != "|" else EDGE_JACCARD
-            if jac >= need and jac > sims.get((i, j), 0.0):
-                sims[(i, j)] = jac
-    if not sims:
+            i, j = np.meshgrid(acc[a], acc[b], indexing="ij")
+            i, j = i.ravel(), j.ravel()
+            same = (fps[i] == fps[j]) & (fps[i] != no_fp)
+            keep = (j > i) & (jac >= np.where(same, EDGE_JACCARD_SAME_CLIENT, EDGE_JACCARD))
+            if keep.any():
+                ii.append(i[keep])
+                jj.append(j[keep])
+                vv.append(np.full(int(keep.sum()), jac))
+    if not ii:
         return []
-    rows = [a for a, _ in sims]
-    cols = [b for _, b in sims]
+    # one edge per account pair, with its best similarity
+    i_all, j_all, v_all = np.concatenate(ii), np.concatenate(jj), np.concatenate(vv)
+    order = np.lexsort((-v_all, j_all, i_all))
+    i_all, j_all, v_all = i_all[order], j_all[order], v_all[order]
+    first = np.concatenate(([True], (i_all[1:] != i_all[:-1]) | (j_all[1:] != j_all[:-1])))
+    rows, cols, sims = i_all[first], j_all[first], v_all[first]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(cand), len(cand)))
     _, comp = connected_components(graph, directed=False)
     groups: dict[int, list[int]] = {}
-    for i in set(rows) | set(cols):
+    for i in sorted(set(rows.tolist()) | set(cols.tolist())):
         groups.setdefault(int(comp[i]), []).append(i)
+    edge_comp = comp[rows]
     rings: list[Ring] = []
-    for idx in sorted(groups.values(), key=lambda g: (-len(g), min(cand[i].org for i in g))):
+    for c, idx in sorted(groups.items(), key=lambda g: (-len(g[1]), min(cand[i].org for i in g[1]))):
         if len(idx) < MIN_MEMBERS:
             continue
-        sidx = set(idx)
-        edge = [v for (a, b), v in sims.items() if a in sidx and b in sidx]
+        edge = sims[edge_comp == c]
         rings.append(Ring(id="", members=sorted(cand[i].org for i in idx),
-                          similarity=float(np.mean(edge)) if edge else 0.0,
+                          similarity=float(np.mean(edge)) if len(edge) else 0.0,
                           shared_scaffold=_shared_scaffold([cand[i] for i in idx])))
     return rings
 
