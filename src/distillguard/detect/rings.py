@@ -167,10 +167,12 @@ def find_rings(states: Sequence[AccountState], topics: bool = True) -> list[Ring
 
 TOPIC_EPS = 0.12  # DBSCAN radius in cosine distance between centred topic profiles
 TOPIC_MIN_REQUESTS = 20  # accounts with fewer requests have no stable topic profile
+TOPIC_WORKING_MB = 128
 
 
 def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     """Candidate rings from DBSCAN over the accounts' centred topic profiles (``similarity``: mean cosine)."""
+    from sklearn import config_context
     from sklearn.cluster import DBSCAN
 
     cand = [s for s in states if s.topic_n >= TOPIC_MIN_REQUESTS]
@@ -180,7 +182,8 @@ def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
     x -= x.mean(axis=0)
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    lab = DBSCAN(eps=TOPIC_EPS, min_samples=MIN_MEMBERS, metric="cosine").fit_predict(x)
+    with config_context(working_memory=TOPIC_WORKING_MB):  # distance blocks of this size, not sklearn's 1 GB
+        lab = DBSCAN(eps=TOPIC_EPS, min_samples=MIN_MEMBERS, metric="cosine").fit_predict(x)
     rings = []
     for c in sorted(set(lab.tolist()) - {-1}):
         idx = np.flatnonzero(lab == c)
