@@ -5,14 +5,18 @@ than the corpus holds; the dataset mixes 10% transformed stored outputs with oth
 
 Three phases, each in its own process so the peak RSS of the trace is its own (not the build's):
 
-1. build: the embedded index on disk (``--index-dir``, reused when it already holds ``--index-size``
-   outputs) and the stored answers in a SQLite table (what the ledger holds; the alignment step reads
-   the matched answers from it, in one query per batch);
+1. build: the index -- embedded on disk (``--index-dir``, reused when it already holds ``--index-size``
+   outputs) or in Redis (``--store redis``: under a fresh key prefix, deleted after the trace unless
+   ``--keep``; ``--redis-prefix`` reuses a kept one) -- and the stored answers in a SQLite table (what
+   the ledger holds; the alignment step reads the matched answers from it, in one query per batch);
 2. dataset: the suspect dataset as a JSONL file of mixed training formats;
 3. trace: open the index (memory-mapped), read the dataset file, trace it with alignment, prompt and
    per-org watermark evidence (as ``distillguard trace`` does), report time and peak RSS.
 
-    .venv/bin/python benchmarks/trace_bench.py --index-size 1000000 --dataset-size 100000 [--redis URL]
+    .venv/bin/python benchmarks/trace_bench.py --index-size 1000000 --dataset-size 100000 [--store redis]
+
+The build reports the whole build rate (generating and watermarking the outputs, sketching, SQLite)
+and the time spent in ``add_outputs`` alone; with Redis also the server's ``used_memory``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,41 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _redis_memory(args: argparse.Namespace) -> float | None:
+    """Redis ``used_memory`` in MB (the whole server: other users' keys count too)."""
+    if args.store != "redis":
+        return None
+    import redis
+
+    r = redis.Redis.from_url(args.redis)
+    try:
+        return int(r.info("memory")["used_memory"]) / 2**20
+    finally:
+        r.close()
+
+
+def _redis_cpu(args: argparse.Namespace) -> float:
+    """CPU seconds (user + sys) the Redis server has used so far (0 without Redis)."""
+    if args.store != "redis":
+        return 0.0
+    import redis
+
+    r = redis.Redis.from_url(args.redis)
+    try:
+        info = r.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        r.close()
+
+
+def _open(args: argparse.Namespace, d: Path):
+    from distillguard.forensics.index import OutputIndex
+
+    if args.store == "redis":
+        return OutputIndex.redis(args.redis, prefix=args.redis_prefix)
+    return OutputIndex.open_dir(d)
+
+
 def _org(k: int) -> str:
     return f"org_{k % N_ORGS:02d}"
 
@@ -85,7 +124,7 @@ def _outputs(stored: list[tuple[str, str]], n: int, watermark: bool):
 
 
 def build(args: argparse.Namespace) -> None:
-    from distillguard.forensics.index import OutputIndex, clear_dir
+    from distillguard.forensics.index import clear_dir
 
     stored, _ = _pools()
     d = Path(args.index_dir)
@@ -94,23 +133,38 @@ def build(args: argparse.Namespace) -> None:
     (d / "answers.sqlite").unlink(missing_ok=True)
     db = sqlite3.connect(d / "answers.sqlite")
     db.execute("create table answers (id text primary key, text text)")
-    index = OutputIndex.redis(args.redis, prefix=args.redis_prefix) if args.redis else OutputIndex.open_dir(d)
+    mem0, rc0 = _redis_memory(args), _redis_cpu(args)
+    index = _open(args, d)
     t0 = time.perf_counter()
+    add_s = 0.0
     batch = []
+
+    def add(batch: list) -> float:
+        t = time.perf_counter()
+        index.add_outputs(batch)
+        return time.perf_counter() - t
+
     for i, o in enumerate(_outputs(stored, args.index_size, args.watermark), 1):
         batch.append(o)
         if len(batch) >= 20_000:
-            index.add_outputs(batch)
+            add_s += add(batch)
             db.executemany("insert into answers values (?, ?)", [(x.id, x.answer) for x in batch])
             batch = []
             if i % 200_000 == 0:
+                t = time.perf_counter()
                 index.save()  # bounds the rows held in memory (as update_from_ledger does)
-    index.add_outputs(batch)
+                add_s += time.perf_counter() - t
+    add_s += add(batch)
     db.executemany("insert into answers values (?, ?)", [(x.id, x.answer) for x in batch])
+    t = time.perf_counter()
     index.save()
+    add_s += time.perf_counter() - t
     build_s = time.perf_counter() - t0
     db.commit()
-    print(json.dumps({"build_s": build_s, "outputs": len(index), "build_rss_mb": rss_mb()}))
+    mem1 = _redis_memory(args)
+    print(json.dumps({"build_s": build_s, "add_s": add_s, "outputs": len(index), "build_rss_mb": rss_mb(),
+                      "redis_mb": None if mem1 is None else mem1 - (mem0 or 0.0),
+                      "redis_cpu_s": _redis_cpu(args) - rc0}))
 
 
 def dataset(args: argparse.Namespace) -> None:
@@ -139,14 +193,13 @@ def dataset(args: argparse.Namespace) -> None:
 
 def trace(args: argparse.Namespace) -> None:
     from distillguard.forensics.formats import read_dataset
-    from distillguard.forensics.index import OutputIndex
     from distillguard.forensics.trace import prompt_evidence, trace_records
     from distillguard.forensics.wmevidence import WatermarkEvidence
     from distillguard.watermark import Watermarker
 
     d = Path(args.index_dir)
     t0 = time.perf_counter()
-    index = OutputIndex.redis(args.redis, prefix=args.redis_prefix) if args.redis else OutputIndex.open_dir(d)
+    index = _open(args, d)
     open_s = time.perf_counter() - t0
     db = sqlite3.connect(d / "answers.sqlite")
 
@@ -160,26 +213,43 @@ def trace(args: argparse.Namespace) -> None:
     providers = [prompt_evidence(index)]
     if args.watermark:
         providers.append(WatermarkEvidence(Watermarker(SECRET), [_org(i) for i in range(N_ORGS)]))
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0, rc0 = time.perf_counter(), _cpu(), _redis_cpu(args)
     res = trace_records(records, index, evidence=providers, originals_many=originals)
-    trace_s, trace_cpu = time.perf_counter() - t0, _cpu() - c0
+    trace_s, trace_cpu, redis_cpu = time.perf_counter() - t0, _cpu() - c0, _redis_cpu(args) - rc0
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     mem = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile") if k in status}
-    if args.redis:  # the benchmark's keys are not kept
-        r = index.entries.r  # type: ignore[attr-defined]
-        pipe = r.pipeline(transaction=False)
-        for k in r.scan_iter(match=args.redis_prefix.encode() + b"*", count=5000):
-            pipe.delete(k)
-        pipe.execute()
+    redis_mb, size = _redis_memory(args), len(index)
+    if args.store == "redis" and not args.keep:  # the benchmark's keys are not kept
+        index.entries.io.clear()  # type: ignore[attr-defined]
     print(json.dumps({"open_s": open_s, "read_s": read_s, "trace_s": trace_s, "records": len(records),
-                      "derived": res["summary"]["derived"], "index": len(index), "trace_rss_mb": rss_mb(),
-                      "trace_cpu_s": trace_cpu, "mem_mb": mem}))
+                      "derived": res["summary"]["derived"], "index": size, "trace_rss_mb": rss_mb(),
+                      "trace_cpu_s": trace_cpu, "mem_mb": mem, "redis_mb": redis_mb,
+                      "redis_cpu_s": redis_cpu}))
 
 
 def _run(phase: str, argv: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", phase, *argv], check=True, capture_output=True,
                          text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _have(args: argparse.Namespace) -> int | None:
+    """How many outputs the index to reuse holds (None: there is none)."""
+    from distillguard.forensics.entries import FORMAT
+
+    if not (Path(args.index_dir) / "answers.sqlite").is_file():
+        return None
+    if args.store == "redis":
+        import redis
+
+        r = redis.Redis.from_url(args.redis)
+        try:
+            return int(r.hget(args.redis_prefix + "meta", "count") or 0) or None
+        finally:
+            r.close()
+    meta = Path(args.index_dir) / "entries.json"
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    return info.get("count") if info.get("format") == FORMAT else None
 
 
 def main() -> None:
@@ -190,27 +260,32 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true", help="rebuild the index even if it exists")
     ap.add_argument("--no-watermark", dest="watermark", action="store_false",
                     help="stored answers unmarked and no watermark evidence")
-    ap.add_argument("--redis", default=None, help="Redis URL: build the index in Redis instead of on disk")
-    ap.add_argument("--redis-prefix", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--store", choices=("disk", "redis"), default=None, help="index layout (default: disk)")
+    ap.add_argument("--redis", default=None, help="Redis URL (implies --store redis; default: DG_TEST_REDIS_URL "
+                    "or redis://127.0.0.1:6379/0)")
+    ap.add_argument("--redis-prefix", default=None, help="reuse the index kept under this prefix (with --keep)")
+    ap.add_argument("--keep", action="store_true", help="keep the Redis keys after the trace")
     ap.add_argument("--dataset", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    args.index_dir = args.index_dir or f"/tmp/dg-trace-bench-{args.index_size}{'-nowm' if not args.watermark else ''}"
+    args.store = args.store or ("redis" if args.redis else "disk")
+    if args.store == "redis":
+        args.redis = args.redis or os.environ.get("DG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    tag = ("-nowm" if not args.watermark else "") + ("-redis" if args.store == "redis" else "")
+    args.index_dir = args.index_dir or f"/tmp/dg-trace-bench-{args.index_size}{tag}"
     if args.phase:
         {"build": build, "dataset": dataset, "trace": trace}[args.phase](args)
         return
     argv = [a for a in sys.argv[1:] if a != "--rebuild"]
     if not any(a.startswith("--index-dir") for a in argv):
         argv += ["--index-dir", args.index_dir]
-    if args.redis:
-        argv += ["--redis-prefix", f"dgbench:{random.getrandbits(32):x}:"]
-    meta = Path(args.index_dir) / "entries.json"
-    from distillguard.forensics.entries import FORMAT
-
-    info = json.loads(meta.read_text()) if meta.is_file() and not args.redis else {}
-    have = info.get("count") if info.get("format") == FORMAT else None
+    if args.store == "redis":
+        argv += ["--store", "redis", "--redis", args.redis]
+        if not args.redis_prefix:
+            args.redis_prefix = f"dgbench:{random.getrandbits(32):x}:"
+            argv += ["--redis-prefix", args.redis_prefix]
     built = None
-    if args.rebuild or have != args.index_size or args.redis:
+    if args.rebuild or _have(args) != args.index_size:
         built = _run("build", argv)
     ds = Path(args.index_dir) / f"dataset-{args.dataset_size}.jsonl"
     if not ds.is_file():
@@ -223,6 +298,11 @@ def main() -> None:
     if built:
         print(f"| index build | {built['build_s']:.0f} s ({built['outputs'] / built['build_s']:.0f} outputs/s), "
               f"peak RSS {built['build_rss_mb']:.0f} MB |")
+        print(f"| of which add_outputs (sketching + storing) | {built['add_s']:.0f} s "
+              f"({built['outputs'] / built['add_s']:.0f} outputs/s) |")
+        if built.get("redis_mb") is not None:
+            print(f"| Redis used_memory added by the build | {built['redis_mb']:.0f} MB "
+                  f"(server CPU {built['redis_cpu_s']:.0f} s) |")
     else:
         print("| index build | reused from an earlier run |")
     print(f"| open index | {tr['open_s']:.2f} s |")
@@ -230,9 +310,15 @@ def main() -> None:
     print(f"| dataset records traced | {tr['records']} |")
     print(f"| trace time (wall) | {tr['trace_s']:.1f} s ({tr['records'] / tr['trace_s']:.0f} records/s) |")
     print(f"| trace CPU time (user + sys) | {tr['trace_cpu_s']:.1f} s |")
+    if args.store == "redis":
+        print(f"| Redis server CPU time during the trace | {tr['redis_cpu_s']:.1f} s |")
     m = tr["mem_mb"]
     print(f"| peak RSS of the trace process | {tr['trace_rss_mb']:.0f} MB (at the end: {m.get('RssAnon', 0):.0f} MB "
           f"anonymous + {m.get('RssFile', 0):.0f} MB mapped index pages) |")
+    if tr.get("redis_mb") is not None:
+        print(f"| Redis used_memory after the trace (whole server) | {tr['redis_mb']:.0f} MB |")
+    if args.keep and args.store == "redis":
+        print(f"| Redis keys kept under | {args.redis_prefix} |")
     print(f"| derived found | {tr['derived']} (of {args.dataset_size // 10} planted) |")
     print(f"| load average after (1/5/15 min) | {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} |")
 

@@ -135,3 +135,123 @@ def test_unrelated_text_has_no_strong_candidate(outputs):
 def test_empty_index_returns_no_candidates(n):
     index = OutputIndex.memory()
     assert index.candidates([index.sketcher.sketch("anything at all here")]) == [[]]
+
+
+# ---- the Redis layout against the embedded one --------------------------------------------------
+def _redis_io(redis_url, prefix):
+    import redis
+
+    from distillguard.forensics.redisio import RedisIO
+
+    return RedisIO(redis.Redis.from_url(redis_url), prefix)
+
+
+def _copies(outputs, n):
+    """n outputs that are copies of a few answers (under new ids): buckets with many rows."""
+    from distillguard.forensics.index import Output
+
+    return [Output(f"dup_{i:04d}", "org_c", 5000.0 + i, o.prompt, o.answer)
+            for i, o in zip(range(n), (outputs[i % 3] for i in range(n)))]
+
+
+def test_redis_and_disk_give_the_same_matches(tmp_path, redis_url, redis_prefix, outputs, monkeypatch):
+    import numpy as np
+
+    from distillguard.forensics import entries, redisio
+
+    monkeypatch.setattr(entries, "BLOCK_BYTES", 10_000)  # Redis column blocks of 71 rows: writes span blocks
+    monkeypatch.setattr(redisio, "CHUNK", 1000)  # and bulk reads and writes take several script calls
+    data = outputs[:200] + _copies(outputs, 100)  # rows span several Redis hashes of 256 rows
+    rds = OutputIndex.redis(redis_url, prefix=redis_prefix)
+    disk = OutputIndex.memory(directory=tmp_path / "ix")
+    for ix in (rds, disk):
+        ix.add_outputs(data[:150])
+        ix.add_outputs(data[150:])
+    disk.save()
+    disk = OutputIndex.open_dir(tmp_path / "ix")
+    rng = random.Random(5)
+    queries = [desensitize_placeholders(o.answer, rng) for o in outputs[:200:2]] + ["", "one two"]
+    sk = disk.sketcher.batch(queries)
+    a, b = rds.score(sk.values, sk.sizes), disk.score(sk.values, sk.sizes)
+    assert len(a.query) > 100
+    for x, y in zip((a.query, a.row, a.jaccard, a.containment), (b.query, b.row, b.jaccard, b.containment)):
+        assert np.array_equal(x, y)
+    # whole entries read back equal
+    rows = list(range(0, 300, 7))
+    for e, f in zip(rds.entries.get_many(rows), disk.entries.get_many(rows), strict=True):
+        assert (e.row, e.id, e.org, e.ts, e.size, e.psize) == (f.row, f.id, f.org, f.ts, f.size, f.psize)
+        assert np.array_equal(e.sig, f.sig) and np.array_equal(e.psig, f.psig)
+    assert rds.entries.known([data[299].id, "req_never"]) == [True, False]
+    # a reader keeping no column blocks (reads rows one by one) scores the same
+    uncached = OutputIndex.redis(redis_url, prefix=redis_prefix)
+    uncached.entries._blocks.limit = 0
+    c = uncached.score(sk.values, sk.sizes)
+    assert np.array_equal(c.row, a.row) and np.array_equal(c.jaccard, a.jaccard)
+
+
+def test_redis_reader_sees_rows_written_after_it_read_their_block(redis_url, redis_prefix, outputs):
+    reader, writer = (OutputIndex.redis(redis_url, prefix=redis_prefix) for _ in range(2))
+    writer.add_outputs(outputs[:5])
+    assert _query(reader, outputs[2].answer)[0].entry.id == outputs[2].id  # the reader keeps block 0 now
+    writer.add_outputs(outputs[5:8])
+    best = _query(reader, outputs[6].answer)[0]
+    assert (best.entry.id, best.score) == (outputs[6].id, 1.0)
+
+
+def test_redis_bands_cap_crowded_buckets_like_array_bands(redis_url, redis_prefix):
+    import numpy as np
+
+    from distillguard.forensics.bands import ArrayBands, RedisBands
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**32, (5, 128), dtype=np.uint64).astype(np.uint32)
+    values = base[rng.integers(0, 5, 300)]  # 300 rows, 5 distinct sketches: buckets of ~60 rows
+    values[::7, :9] += 1  # some rows differ in their first bands
+    ab, rb = ArrayBands(42, 3, cap=10), RedisBands(_redis_io(redis_url, redis_prefix), 42, 3, cap=10)
+    for lo in range(0, 300, 100):
+        for bands in (ab, rb):
+            bands.add(np.arange(lo, lo + 100), values[lo : lo + 100])
+    qa, ra = ab.query(base)
+    qr, rr = rb.query(base)
+    assert np.array_equal(qa, qr) and np.array_equal(ra, rr)
+    assert 10 <= np.bincount(qr).min() and np.bincount(qr).max() < 60  # capped, yet more than one bucket's worth
+
+
+def test_redis_shingle_counts_survive_concurrent_bulk_writers(redis_url, redis_prefix, outputs, monkeypatch):
+    from distillguard.forensics import weights
+    from distillguard.forensics.weights import RedisShingleDF, ShingleDF
+
+    sk = OutputIndex.memory().sketcher
+    parts = [sk.batch([o.answer for o in outputs[lo : lo + 20]]) for lo in (0, 20, 40, 60)]
+    mem = ShingleDF()
+    w1, w2 = RedisShingleDF(_redis_io(redis_url, redis_prefix)), RedisShingleDF(_redis_io(redis_url, redis_prefix))
+    for i, (p, w) in enumerate(zip(parts, (w1, w2, w1, w2))):
+        mem.add_grouped(p.hashes, p.starts)
+        # alternate the bulk path (rewrite chunks from a cached copy) and the counter-by-counter path
+        monkeypatch.setattr(weights, "SPARSE_MAX", 0 if i < 3 else 10**9)
+        w.add_grouped(p.hashes, p.starts)
+    fresh = RedisShingleDF(_redis_io(redis_url, redis_prefix))
+    assert fresh.docs == mem.docs == 80
+    # (w1's second bulk write started from a copy that w2 had made stale: it must have re-read it)
+    assert (fresh.counts == mem.counts).all() and fresh.counts.sum() > 0
+
+
+def test_redis_prefixes_coexist_and_an_old_layout_is_rebuilt(redis_url, redis_prefix, outputs):
+    import redis
+
+    a = OutputIndex.redis(redis_url, prefix=redis_prefix + "a:")
+    b = OutputIndex.redis(redis_url, prefix=redis_prefix + "b:")
+    a.add_outputs(outputs[:10])
+    b.add_outputs(outputs[10:13])
+    assert (len(a), len(b)) == (10, 3)
+    assert _query(b, outputs[2].answer) == [] or _query(b, outputs[2].answer)[0].score < 0.5
+    r = redis.Redis.from_url(redis_url)
+    old = redis_prefix + "old:"
+    r.hset(old + "meta", mapping={"count": 5, "allocated": 5})  # the datasketch layout's keys
+    r.hset(old + "entries", "0", b"x")
+    r.set(old + "lsh_bucket_x", b"y")
+    rebuilt = OutputIndex.redis(redis_url, prefix=old)
+    assert len(rebuilt) == 0 and not r.exists(old + "entries", old + "lsh_bucket_x")
+    assert rebuilt.add_outputs(outputs[:2]) == 2 and len(OutputIndex.redis(redis_url, prefix=old)) == 2
+    assert len(OutputIndex.redis(redis_url, prefix=redis_prefix + "a:")) == 10  # other prefixes untouched
+    r.close()

@@ -1,7 +1,7 @@
 """The table behind the output index: per indexed output its request id, org, time and sketches.
 
-Two backends with one small interface: :class:`ArrayEntries` (numpy arrays in memory, saved as
-``.npy`` files) and :class:`RedisEntries` (one Redis hash, for an index shared by many processes).
+Two backends with one small interface: :class:`ArrayEntries` (fixed-width column files, memory-mapped)
+and :class:`RedisEntries` (fixed-width records in Redis strings, for an index shared by many processes).
 Rows are dense integers; the LSH stores rows, this table turns them back into requests.
 """
 
@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from .redisio import RedisIO, name, names, records
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +30,7 @@ class Entry:
     org: str | None
     ts: float
     size: int  # shingles in the answer
-    sig: np.ndarray  # answer MinHash values (uint32, or their lower 16 bits in the embedded layout)
+    sig: np.ndarray  # answer MinHash values: their lower 16 bits (uint16, see SIG_DTYPE)
     psig: np.ndarray  # prompt MinHash values (uint32, the first PROMPT_PERM)
     psize: int  # shingles in the prompt
 
@@ -246,88 +250,212 @@ def _map(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)
 
 
-_HEAD = struct.Struct("<dII")
+LAYOUT = "2"  # the Redis layout version (1: datasketch LSH keys and one hash of packed entries)
+BLOCK_BYTES = (1 << 19) - 64  # a column block string stays just under a 512 KB allocation
+LABEL_ROWS = 256  # rows per label hash (small enough for Redis's compact listpack encoding)
+CACHE_BYTES = 1 << 30  # score blocks a reading process keeps; past that, rows are read one by one
+ID_SHARD_BITS = 14  # id hashes: 16384 hashes of ~61 ids each at a million outputs (listpack too)
 
 
 class RedisEntries:
-    """Entries in Redis: hash ``<p>entries`` (row → packed entry), ``<p>ids`` (id → row), ``<p>meta``."""
+    """Entries in Redis under one prefix, as fixed-width binary records in a few big strings.
 
-    def __init__(self, client: Any, prefix: str, num_perm: int, prompt_perm: int) -> None:
-        self.r, self.p = client, prefix
+    - ``s:<block>`` and ``m:<block>``: strings of fixed-width records, one block of rows each, allocated
+      whole on their first write (``SETRANGE`` of the last byte: no growth slack). ``s`` holds the
+      answer shingle count (u32) and answer sketch (u16 x num_perm), what scoring reads for every
+      candidate pair: a reading process keeps the blocks it has read (:class:`_Blocks`, up to
+      ``cache_bytes``; 260 MB at a million outputs), because reading millions of records one by one
+      costs seconds of Redis and client time per trace whatever the command. ``m`` holds the time (f8),
+      prompt shingle count (u32) and prompt sketch (u32 x prompt_perm), read per matched row
+      (``GETRANGE`` in one Lua call).
+    - ``l:<row / 256>``: hash, row (1 byte) -> JSON ``[request id, org]``;
+    - ``i:<id hash % 2^14>``: hash, 64-bit request-id hash -> row (for :meth:`known`);
+    - ``meta``: hash with ``count``, ``allocated`` (row reservations), ``state`` and ``layout``.
+    """
+
+    def __init__(self, io: RedisIO, num_perm: int, prompt_perm: int, cache_bytes: int = CACHE_BYTES) -> None:
+        self.io, self.r, self.p = io, io.r, io.p
         self.num_perm, self.prompt_perm = num_perm, prompt_perm
-        self._sig_bytes, self._psig_bytes = 4 * num_perm, 4 * prompt_perm
+        self._score_w, self._meta_w = 4 + 2 * num_perm, 12 + 4 * prompt_perm
+        self._meta = io.key("meta")
         self._reserved: range = range(0)
+        self._blocks = _Blocks(io, "s:", self._score_w, cache_bytes)
+
+    @classmethod
+    def open(cls, io: RedisIO, num_perm: int, prompt_perm: int) -> RedisEntries:
+        """The entries under ``io``'s prefix; keys of an older layout there are deleted first (rebuild)."""
+        meta = io.r.hgetall(io.key("meta"))
+        if (meta and meta.get(b"layout") != LAYOUT.encode()) or io.r.exists(io.key("entries"), io.key("df")):
+            log.warning("forensics index under Redis prefix %r has an old layout; rebuilding it", io.p)
+            io.clear()
+            meta = {}
+        if meta and int(meta.get(b"num_perm", num_perm)) != num_perm:
+            raise ValueError(f"Redis index {io.p!r} has num_perm {int(meta[b'num_perm'])}, expected {num_perm}")
+        io.r.hset(io.key("meta"), mapping={"layout": LAYOUT, "num_perm": num_perm})
+        return cls(io, num_perm, prompt_perm)
 
     def __len__(self) -> int:
-        return int(self.r.hget(self.p + "meta", "count") or 0)
+        return int(self.r.hget(self._meta, "count") or 0)
 
     def next_rows(self, n: int) -> range:
         """Reserve n consecutive rows (atomic, so concurrent writers never share a row)."""
-        end = int(self.r.hincrby(self.p + "meta", "allocated", n))
+        end = int(self.r.hincrby(self._meta, "allocated", n))
         self._reserved = range(end - n, end)
         return self._reserved
 
+    # ---- writes -------------------------------------------------------------------------------
     def add(self, entries: Sequence[Entry]) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for e in entries:
-            pipe.hset(self.p + "entries", str(e.row), self._pack(e))
-            pipe.hset(self.p + "ids", e.id, e.row)
-        pipe.hincrby(self.p + "meta", "count", len(entries))
-        pipe.execute()
-
-    def _pack(self, e: Entry) -> bytes:
-        tail = json.dumps([e.id, e.org]).encode()
-        return (_HEAD.pack(e.ts, e.size, e.psize) + np.asarray(e.sig, np.uint32).tobytes()
-                + np.asarray(e.psig, np.uint32).tobytes() + tail)
-
-    def _unpack(self, row: int, b: bytes) -> Entry:
-        ts, size, psize = _HEAD.unpack_from(b)
-        o = _HEAD.size
-        sig = np.frombuffer(b, np.uint32, self.num_perm, o)
-        o += self._sig_bytes
-        psig = np.frombuffer(b, np.uint32, self.prompt_perm, o)
-        o += self._psig_bytes
-        rid, org = json.loads(b[o:])
-        return Entry(row, rid, org, ts, size, sig, psig, psize)
-
-    def get_many(self, rows: Sequence[int]) -> list[Entry]:
-        if not rows:
-            return []
-        vals = self.r.hmget(self.p + "entries", [str(r) for r in rows])
-        return [self._unpack(r, v) for r, v in zip(rows, vals) if v is not None]
+        if not entries:
+            return
+        rows = [e.row for e in entries]
+        assert rows == list(range(rows[0], rows[0] + len(rows))), "rows must be consecutive"
+        self._write(rows[0], [e.id for e in entries], [e.org for e in entries], np.array([e.ts for e in entries]),
+                    np.array([e.size for e in entries]), np.stack([e.sig for e in entries]),
+                    np.stack([e.psig for e in entries]), np.array([e.psize for e in entries]))
 
     def add_columns(self, ids: Sequence[str], orgs: Sequence[str | None], ts: np.ndarray, sizes: np.ndarray,
                     sig: np.ndarray, psig: np.ndarray, psizes: np.ndarray) -> None:
         """Store rows given as columns; rows come from :meth:`next_rows` (call it first)."""
-        rows = self._reserved
-        self.add([Entry(r, i, o, float(t), int(s), sg, ps[: self.prompt_perm], int(pz))
-                  for r, i, o, t, s, sg, ps, pz in zip(rows, ids, orgs, ts, sizes, sig, psig, psizes)])
+        assert len(self._reserved) == len(ids), "reserve the rows with next_rows first"
+        self._write(self._reserved.start, ids, orgs, ts, sizes, sig, psig, psizes)
+
+    def _write(self, start: int, ids: Sequence[str], orgs: Sequence[str | None], ts: np.ndarray,
+               sizes: np.ndarray, sig: np.ndarray, psig: np.ndarray, psizes: np.ndarray) -> None:
+        n = len(ids)
+        score = records(np.asarray(sizes, "<u4"), np.asarray(sig).astype("<u2"))
+        meta = records(np.asarray(ts, "<f8"), np.asarray(psizes, "<u4"),
+                       np.asarray(psig, np.uint32)[:, : self.prompt_perm].astype("<u4"))
+        pipe = self.r.pipeline(transaction=False)
+        self._put_column(pipe, "s:", self._score_w, start, score)
+        self._put_column(pipe, "m:", self._meta_w, start, meta)
+        for lo in range(start - start % LABEL_ROWS, start + n, LABEL_ROWS):
+            sel = range(max(lo, start), min(lo + LABEL_ROWS, start + n))
+            pipe.hset(self.io.key(name("l:", lo // LABEL_ROWS, 6)),
+                      mapping={bytes([r % LABEL_ROWS]): json.dumps([ids[r - start], orgs[r - start]]) for r in sel})
+        pipe.execute()
+        idh = np.fromiter((id_hash(i) for i in ids), np.uint64, n)
+        self.io.hset(records(names("i:", idh & np.uint64((1 << ID_SHARD_BITS) - 1), 4), idh.astype("<u8"),
+                             np.arange(start, start + n, dtype="<u4")), 6, 8)
+        self.r.hincrby(self._meta, "count", n)
+
+    def _put_column(self, pipe: Any, tag: str, width: int, start: int, recs: np.ndarray) -> None:
+        per = BLOCK_BYTES // width
+        lo = start
+        while lo < start + len(recs):
+            blk, hi = lo // per, min(start + len(recs), (lo // per + 1) * per)
+            key = self.io.key(name(tag, blk, 5))
+            pipe.setrange(key, per * width, b"\0")  # allocate the whole block once (exact size)
+            pipe.setrange(key, (lo % per) * width, recs[lo - start : hi - start].tobytes())
+            lo = hi
+
+    # ---- reads --------------------------------------------------------------------------------
+    def _get_column(self, tag: str, width: int, rows: np.ndarray) -> np.ndarray:
+        return _get_rows(self.io, tag, width, rows)
 
     def sigs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(answer sketches, answer shingle counts) of the rows (rows not found: empty sketches)."""
-        got = {e.row: e for e in self.get_many([int(r) for r in rows])}
-        sig = np.full((len(rows), self.num_perm), np.iinfo(np.uint32).max, np.uint32)
-        size = np.zeros(len(rows), np.int64)
-        for i, r in enumerate(rows):
-            e = got.get(int(r))
-            if e is not None:
-                sig[i], size[i] = e.sig, e.size
-        return sig, size
+        """(answer sketches, answer shingle counts) of the rows."""
+        uniq, inv = np.unique(np.asarray(rows, np.int64), return_inverse=True)
+        raw = self._blocks.get(uniq)
+        size = raw[:, :4].copy().view("<u4")[:, 0].astype(np.int64)
+        sig = raw[:, 4:].copy().view("<u2").astype(SIG_DTYPE)
+        return sig[inv], size[inv]
+
+    def get_many(self, rows: Sequence[int]) -> list[Entry]:
+        """The entries of the rows (rows never written are left out)."""
+        r = np.asarray(rows, np.int64)
+        if len(r) == 0:
+            return []
+        labels = self.io.hget(records(names("l:", (r // LABEL_ROWS).astype(np.uint64), 6),
+                                      (r % LABEL_ROWS).astype(np.uint8)), 8)
+        sig, size = self.sigs(r)
+        meta = self._get_column("m:", self._meta_w, r)
+        ts = meta[:, :8].copy().view("<f8")[:, 0]
+        psize = meta[:, 8:12].copy().view("<u4")[:, 0]
+        psig = meta[:, 12:].copy().view("<u4").astype(np.uint32)
+        out = []
+        for i, (row, lab) in enumerate(zip(r.tolist(), labels)):
+            if lab is not None:
+                rid, org = json.loads(lab)
+                out.append(Entry(row, rid, org, float(ts[i]), int(size[i]), sig[i], psig[i], int(psize[i])))
+        return out
 
     def known(self, ids: Sequence[str]) -> list[bool]:
         if not ids:
             return []
-        return [v is not None for v in self.r.hmget(self.p + "ids", list(ids))]
+        idh = np.fromiter((id_hash(i) for i in ids), np.uint64, len(ids))
+        got = self.io.hget(records(names("i:", idh & np.uint64((1 << ID_SHARD_BITS) - 1), 4), idh.astype("<u8")), 6)
+        return [v is not None for v in got]
 
     def get_state(self) -> dict[str, Any]:
-        raw = self.r.hget(self.p + "meta", "state")
+        raw = self.r.hget(self._meta, "state")
         return json.loads(raw) if raw else {}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.r.hset(self.p + "meta", "state", json.dumps(state))
+        self.r.hset(self._meta, "state", json.dumps(state))
 
-    def save(self) -> None:  # every write is already durable in Redis
+    def save(self) -> None:  # every write is already stored in Redis
         return None
+
+
+def _get_rows(io: RedisIO, tag: str, width: int, rows: np.ndarray) -> np.ndarray:
+    """The rows' records of a block-string column, one ``GETRANGE`` each (one Lua call per batch)."""
+    per = BLOCK_BYTES // width
+    rows = np.asarray(rows, np.int64)
+    recs = records(names(tag, (rows // per).astype(np.uint64), 5), ((rows % per) * width).astype("<u4"))
+    return io.getrange(recs, 2 + 5, width)
+
+
+class _Blocks:
+    """Whole blocks of a block-string column, kept by a reading process once read.
+
+    Rows are written once and never change, so a kept block stays right except for rows not yet
+    written when it was read: their records are all zeros (a written answer sketch never is: an empty
+    one is all 0xFFFF), and asking for such a row reads its block again. Past ``limit`` bytes, rows of
+    blocks not kept are read one by one."""
+
+    def __init__(self, io: RedisIO, tag: str, width: int, limit: int) -> None:
+        self.io, self.tag, self.width, self.limit = io, tag, width, limit
+        self.per = BLOCK_BYTES // width
+        self._kept: dict[int, np.ndarray] = {}
+
+    def _read(self, blocks: list[int]) -> None:
+        room = (self.limit - len(self._kept) * self.per * self.width) // (self.per * self.width)
+        blocks = blocks[: max(room, 0)]
+        for lo in range(0, len(blocks), 32):
+            part = blocks[lo : lo + 32]
+            pipe = self.io.r.pipeline(transaction=False)
+            for b in part:
+                pipe.get(self.io.key(name(self.tag, b, 5)))
+            for b, raw in zip(part, pipe.execute()):
+                if raw is not None and len(raw) >= self.per * self.width:
+                    self._kept[b] = np.frombuffer(raw, np.uint8, self.per * self.width).reshape(self.per, self.width)
+                else:
+                    self._kept.pop(b, None)
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), width) uint8 records of the (sorted, distinct) rows; rows never written: zeros."""
+        blk, off = rows // self.per, rows % self.per
+        out = np.zeros((len(rows), self.width), np.uint8)
+        if len(rows) == 0:
+            return out
+        self._read([b for b in np.unique(blk).tolist() if b not in self._kept])
+        for again in (False, True):
+            kept = np.isin(blk, np.fromiter(self._kept, np.int64, len(self._kept)))
+            cut = np.flatnonzero(np.diff(blk[kept])) + 1
+            for sel in np.split(np.flatnonzero(kept), cut):
+                if len(sel):
+                    out[sel] = self._kept[int(blk[sel[0]])][off[sel]]
+            blank = kept & ~out.any(axis=1)
+            if again or not blank.any():
+                break
+            stale = np.unique(blk[blank]).tolist()
+            for b in stale:
+                del self._kept[b]
+            self._read(stale)
+        far = ~np.isin(blk, np.fromiter(self._kept, np.int64, len(self._kept)))
+        if far.any():
+            out[far] = _get_rows(self.io, self.tag, self.width, rows[far])
+        return out
 
 
 def batched(items: Iterable[Any], n: int) -> Iterable[list[Any]]:

@@ -7,9 +7,9 @@ and skips ids already indexed. Two layouts:
 - embedded (default): band tables as sorted arrays and entries as fixed-width column files under
   ``DG_HOME/forensics``, read memory-mapped (:mod:`.bands`, :mod:`.entries`), so opening a
   million-output index costs no parsing and a trace touches only what it searches;
-- Redis: datasketch's LSH tables in Redis (``storage_config``), entries in Redis hashes and the
-  shingle document frequencies in one Redis string, all under one key prefix, shared by every process
-  that opens it (slower per query than the embedded layout: a round trip per band and batch).
+- Redis: the same band tables, entries and shingle document frequencies as packed binary records in
+  Redis strings, all under one key prefix, shared by every process that opens it; a batch of lookups
+  is one Lua call (:mod:`.redisio`).
 
 Queries are batched: a batch of sketches becomes flat arrays of (query, stored row) pairs, scored in
 numpy (Jaccard and containment from the stored sketches), and only the best few per query become
@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasketch import MinHashLSH
 
 from ..ledger.record import LedgerRecord
 from ..upstreams.corpus import content_text
-from .bands import ArrayBands, DatasketchBands, lsh_params
+from .bands import ArrayBands, Bands, lsh_params
 from .entries import FORMAT, ArrayEntries, Entry, EntryTable, RedisEntries, batched
 from .sketch import NUM_PERM, PROMPT_PERM, SHINGLE, Sketch, SketchBatch, Sketcher
 from .weights import RedisShingleDF, ShingleDF
@@ -116,7 +115,7 @@ class Scored:
 class OutputIndex:
     """MinHash LSH over stored outputs + the entry table; query with sketches of suspect texts."""
 
-    def __init__(self, bands: ArrayBands | DatasketchBands, entries: EntryTable, sketcher: Sketcher,
+    def __init__(self, bands: Bands, entries: EntryTable, sketcher: Sketcher,
                  directory: Path | None = None, df: ShingleDF | None = None) -> None:
         self.bands, self.entries, self.sketcher, self.directory = bands, entries, sketcher, directory
         # shingle document frequencies (None: not kept)
@@ -150,20 +149,19 @@ class OutputIndex:
 
     @classmethod
     def redis(cls, url: str, prefix: str = "dg:forensics:", num_perm: int = NUM_PERM) -> OutputIndex:
-        """An index living in Redis under ``prefix`` (LSH buckets and entries)."""
+        """An index living in Redis under ``prefix`` (band tables, entries, shingle counts), shared by
+        every process that opens the same prefix; several prefixes coexist in one Redis. Keys of an older
+        Redis layout under the prefix are deleted (the next ``update_from_ledger`` rebuilds the index)."""
         import redis as redis_lib
 
-        client = redis_lib.Redis.from_url(url)
-        kw = client.connection_pool.connection_kwargs
-        conn = {k: kw[k] for k in ("host", "port", "db", "password", "username", "unix_socket_path") if kw.get(k)}
-        if "unix_socket_path" in conn:
-            conn = {k: v for k, v in conn.items() if k not in ("host", "port")}
-        config = {"type": "redis", "basename": (prefix + "lsh").encode(), "redis": conn,
-                  "redis_buffer": {"transaction": False}}
-        sketcher = Sketcher(num_perm, SHINGLE)
-        lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=num_perm, weights=LSH_WEIGHTS, storage_config=config)
-        return cls(DatasketchBands(lsh, sketcher.minhash), RedisEntries(client, prefix, num_perm, PROMPT_PERM),
-                   sketcher, df=RedisShingleDF(client, prefix + "df"))
+        from .bands import RedisBands
+        from .redisio import RedisIO
+
+        io = RedisIO(redis_lib.Redis.from_url(url), prefix)
+        entries = RedisEntries.open(io, num_perm, PROMPT_PERM)
+        b, r = lsh_params(LSH_THRESHOLD, num_perm, LSH_WEIGHTS)
+        return cls(RedisBands(io, b, r), entries, Sketcher(num_perm, SHINGLE),
+                   df=RedisShingleDF(io))
 
     # ---- writes -----------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .redisio import RedisIO, name, names, records
 from .sketch import Sketcher
 
 DF_BITS = 22  # 2 rows x 4M uint32 counters = 32 MB
@@ -88,48 +89,102 @@ class ShingleDF:
         return self
 
 
+DF_CHUNK = 32764  # counters per Redis string: 128 KB less a little, so no allocation slack
+SPARSE_MAX = 50_000  # up to this many distinct counters a batch increments them one by one (BITFIELD)
+
+
 class RedisShingleDF(ShingleDF):
-    """The same counts in Redis (one string of big-endian uint32 counters, ``BITFIELD INCRBY``), so every
-    process sharing a Redis index shares them. Read whole (32 MB) when first needed after a change."""
+    """The same counts in Redis, shared by every process that opens the index's prefix.
 
-    OPS = 2000  # counter increments per BITFIELD call
+    The (2, 2^bits) counters are big-endian uint32 strings ``df:<chunk>`` of ``DF_CHUNK`` counters,
+    with ``df:docs`` (documents counted) and ``df:v`` (a version bumped by every change). A small batch
+    is added counter by counter (``BITFIELD INCRBY`` in one Lua call); a large one (a bulk index touches
+    over a million counters per 2000 outputs, far too many single increments) rewrites the changed
+    chunks from a local copy: optimistically, under ``WATCH`` of the version, re-reading the counters
+    only when another writer changed them since this process last read or wrote them.
+    """
 
-    def __init__(self, client: Any, key: str, bits: int = DF_BITS) -> None:
-        self.bits, self.r, self.key = bits, client, key
-        self._counts: np.ndarray | None = None
+    def __init__(self, io: RedisIO, bits: int = DF_BITS) -> None:
+        self.bits, self.io, self.r = bits, io, io.r
+        self._n = 2 << bits
+        self._keys = [io.key(name("df:", c, 3)) for c in range(-(-self._n // DF_CHUNK))]
+        self._ver_key, self._docs_key = io.key("df:v"), io.key("df:docs")
+        self._flat: np.ndarray | None = None  # all counters, as of version _ver
+        self._ver = -1
         self._docs: int | None = None
+
+    def _load(self, pipe: Any) -> None:
+        """Read every counter (``pipe`` in immediate mode: plain or watching)."""
+        ver, raws, docs = int(pipe.get(self._ver_key) or 0), pipe.mget(self._keys), pipe.get(self._docs_key)
+        flat = np.zeros(self._n, np.uint32)
+        for c, raw in enumerate(raws):
+            if raw:
+                v = np.frombuffer(raw, ">u4")
+                flat[c * DF_CHUNK : c * DF_CHUNK + len(v)] = v
+        self._flat, self._ver, self._docs = flat, ver, int(docs or 0)
 
     @property  # type: ignore[override]
     def counts(self) -> np.ndarray:
-        if self._counts is None:
-            raw = self.r.get(self.key) or b""
-            n = 2 << self.bits
-            buf = np.zeros(n, ">u4")
-            have = np.frombuffer(raw[: 4 * n], ">u4")
-            buf[: len(have)] = have
-            self._counts = buf.astype(np.uint32).reshape(2, n // 2)
-        return self._counts
+        from redis.exceptions import WatchError
+
+        if self._flat is None:
+            with self.r.pipeline(transaction=True) as pipe:
+                pipe.watch(self._ver_key)  # a consistent snapshot: retried if a writer commits meanwhile
+                while True:
+                    try:
+                        self._load(pipe)
+                        pipe.multi()
+                        pipe.get(self._ver_key)
+                        pipe.execute()
+                        break
+                    except WatchError:
+                        pipe.watch(self._ver_key)
+        assert self._flat is not None
+        return self._flat.reshape(2, -1)
 
     @property  # type: ignore[override]
     def docs(self) -> int:
         if self._docs is None:
-            self._docs = int(self.r.get(self.key + ":docs") or 0)
+            self._docs = int(self.r.get(self._docs_key) or 0)
         return self._docs
 
     def add_grouped(self, hashes: np.ndarray, starts: np.ndarray) -> None:
         docs = int(np.count_nonzero(np.diff(starts)))
-        pipe = self.r.pipeline(transaction=False)
+        slots, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if len(hashes):
             r0, r1 = self._slots(hashes)
             slots, counts = np.unique(np.concatenate([r0, r1 + (1 << self.bits)]), return_counts=True)
-            for lo in range(0, len(slots), self.OPS):
-                args: list[Any] = []
-                for slot, c in zip(slots[lo : lo + self.OPS].tolist(), counts[lo : lo + self.OPS].tolist()):
-                    args += ["INCRBY", "u32", f"#{slot}", c]
-                pipe.execute_command("BITFIELD", self.key, *args)
-        pipe.incrby(self.key + ":docs", docs)
-        pipe.execute()
-        self._counts, self._docs = None, None
+        if len(slots) <= SPARSE_MAX:
+            recs = records(names("df:", (slots // DF_CHUNK).astype(np.uint64), 3),
+                           (slots % DF_CHUNK).astype("<u4"), counts.astype("<u4"))
+            self.io.bitadd(recs, 6, DF_CHUNK, self._ver_key, self._docs_key, docs)
+            self._flat, self._docs = None, None
+        else:
+            self._add_dense(slots, counts, docs)
+
+    def _add_dense(self, slots: np.ndarray, counts: np.ndarray, docs: int) -> None:
+        from redis.exceptions import WatchError
+
+        touched = np.unique(slots // DF_CHUNK).tolist()
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self._ver_key)
+                    if self._flat is None or int(pipe.get(self._ver_key) or 0) != self._ver:
+                        self._load(pipe)
+                    assert self._flat is not None
+                    new = self._flat.copy()
+                    new[slots] += counts.astype(np.uint32)
+                    pipe.multi()
+                    pipe.mset({self._keys[c]: new[c * DF_CHUNK : (c + 1) * DF_CHUNK].astype(">u4").tobytes()
+                               for c in touched})
+                    pipe.incr(self._ver_key)
+                    pipe.incrby(self._docs_key, docs)
+                    _, ver, total = pipe.execute()
+                    break
+                except WatchError:
+                    self._flat = None
+        self._flat, self._ver, self._docs = new, int(ver), int(total)
 
     def add(self, docs: list[np.ndarray]) -> None:
         docs = [np.unique(d) for d in docs if len(d)]
