@@ -35,3 +35,17 @@ def test_benchmark_overlap_survives_a_wrapper():
     wrapped = f"Question: {GSM}\nLet's think step by step. Give the final answer after ####."
     assert extract(rec([{"role": "user", "content": wrapped}]), idx).bench >= 2 / 3
     assert extract(rec([{"role": "user", "content": "Tell me about ducks and what they like to eat."}]), idx).bench == 0
+
+
+def test_topic_buckets_are_the_same_in_every_process():
+    """Reports must be reproducible: topic buckets may not depend on Python's per-process string hash seed."""
+    import subprocess
+    import sys
+
+    code = ("from distillguard.detect.features import extract\n"
+            "r = {'org': 'o', 'request': {'messages': [{'role': 'user', 'content': "
+            "'Explain photosynthesis in plants and the Calvin cycle, with chlorophyll and light reactions'}]}}\n"
+            "print(sorted(extract(r).topic))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1 and outs.pop().startswith("[")

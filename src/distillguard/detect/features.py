@@ -22,6 +22,15 @@ from .text import (
 )
 
 TOPIC_DIM = 1024  # hashed bag-of-words buckets for topic spread
+_BUCKETS: dict[str, int] = {}  # word -> topic bucket (crc32: the same in every process, so reports are reproducible)
+_BUCKETS_MAX = 500_000
+
+
+def _bucket(w: str) -> int:
+    if len(_BUCKETS) >= _BUCKETS_MAX:
+        _BUCKETS.clear()
+    b = _BUCKETS[w] = zlib.crc32(w.encode()) & (TOPIC_DIM - 1)
+    return b
 
 
 @dataclass(slots=True)
@@ -144,7 +153,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     max_tokens = _num(req.get("max_tokens", req.get("max_completion_tokens")), 0.0) or 0.0
     ua = str(get("user_agent") or "")
     client, route = _client(ua, req, system)
-    topic = tuple({hash(w) & (TOPIC_DIM - 1) for w in words(lower, 48)})  # per-process buckets: only spread matters
+    cached = _BUCKETS.get
+    topic = tuple({cached(w) or _bucket(w) for w in words(lower, 48)})
     turns = view.turns
     return RequestFeatures(
         id=str(get("id") or ""),
