@@ -118,14 +118,20 @@ class Tracked:
         the next request is not theirs. A sharing stream has as many requests as its account, so it was never
         scored (sub-streams are scored only as a minority of their account) and only its state and checkpoint
         position are owed."""
-        still = []
-        for sid, s in self.sharing:
-            if sid in keep:
-                still.append((sid, s))
-            else:
-                s.state = self.state.copy()
-                s.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, s.state.n)
-        self.sharing = still
+        unshare(self, keep)
+
+
+def unshare(owner: Any, keep: tuple[str, str]) -> None:
+    """Give each of ``owner.sharing``'s (id, sub-stream) not in ``keep`` its own copy of ``owner.state`` so far,
+    positioned at its next sub-stream checkpoint; the others go on sharing (an account or an online window)."""
+    still = []
+    for sid, sub in owner.sharing:
+        if sid in keep:
+            still.append((sid, sub))
+        else:
+            sub.state = owner.state.copy()
+            sub.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, sub.state.n)
+    owner.sharing = still
 
 
 def templated(acc: AccountState, f: RequestFeatures, repeat: bool) -> bool:

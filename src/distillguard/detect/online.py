@@ -9,7 +9,6 @@ Within a window the client, route and templated sub-streams are scored as in the
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
-from .engine import CHECKPOINTS, EVAL_PROBABILITY, SUB_CHECKPOINTS, SUB_MAX_SHARE, templated
+from .engine import CHECKPOINTS, EVAL_PROBABILITY, SUB_CHECKPOINTS, SUB_MAX_SHARE, templated, unshare
 from .features import RequestFeatures, extract
 from .model import DEFAULT_TARGET_FPR, FAMILIES, ScoringModel, family, rescale
 from .reasons import example_reasons, feature_reasons
@@ -43,14 +42,7 @@ class _Window:
     def unshare(self, keep: tuple[str, str]) -> None:
         """Give each sharing sub-stream whose id is not in ``keep`` a copy of the window's state so far (the next
         request is not theirs). A sharing sub-stream was never scored: it was never a minority of its window."""
-        still = []
-        for sid, sub in self.sharing:
-            if sid in keep:
-                still.append((sid, sub))
-            else:
-                sub.state = self.state.copy()
-                sub.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, sub.state.n)
-        self.sharing = still
+        unshare(self, keep)
 
 
 @dataclass
