@@ -131,3 +131,48 @@ def test_alignment_with_stored_texts_keeps_copies_and_drops_regenerations(tmp_pa
     assert trace_records([rec], index, threshold=0.3, min_distinct=0)["records"][0]["derived"]  # MinHash alone
     assert not trace_records([rec], index, originals=stored.get, align_threshold=0.3,
                              min_distinct=0)["records"][0]["derived"]
+
+
+def _tool_answer(call: str, result: str) -> str:
+    return ("The result of the calculation you asked about is shown below, computed with the python tool so that "
+            f"you can check it yourself: python('import math; print(math.{call})') and the interpreter returns "
+            f"{result}, which answers the question.")
+
+
+def test_text_about_as_close_to_several_different_stored_answers_is_a_template_not_a_copy():
+    """A copy is closer to its source than to any other stored answer; a text equally close to two different ones
+    is their shared template (an independent author writes it too). One answer stored twice is no ambiguity."""
+    from distillguard.forensics.formats import DatasetRecord
+    from distillguard.forensics.index import Output
+
+    prompt = "Use the python tool to compute a value with the math module and show the call."
+    a = Output("req_a", "org_a", 1.0, prompt, _tool_answer("sqrt(144)", "twelve"))
+    b = Output("req_b", "org_b", 2.0, prompt, _tool_answer("factorial(5)", "one hundred twenty"))
+    twin = Output("req_a2", "org_a", 3.0, prompt, a.answer)
+    rec = [DatasetRecord(0, ((prompt, _tool_answer("log10(1000)", "three")),))]
+
+    def derived(*outs: Output) -> dict:
+        index = OutputIndex.memory()
+        index.add_outputs(outs)
+        stored = {o.id: o.answer for o in outs}
+        return trace_records(rec, index, originals=stored.get)["records"][0]
+
+    def ambiguous(*outs: Output) -> list[bool]:
+        from distillguard.forensics.trace import _ambiguous
+
+        index = OutputIndex.memory()
+        index.add_outputs(outs)
+        sk = index.sketcher.batch([rec[0].pairs[0][1]])
+        return _ambiguous(index, index.score(sk.values, sk.sizes, top=2)).tolist()
+
+    alone = derived(a)
+    assert alone["derived"] and alone["matched_request"] == "req_a"  # corroborated by the prompt
+    assert not derived(a, b)["derived"]  # two different answers of one template
+    assert ambiguous(a, b) == [True, False] and ambiguous(a, twin) == [False, False] and ambiguous(a) == [False]
+    # the decision: a short aligned copy corroborated by its prompt is derived, unless it is ambiguous
+    from distillguard.forensics.align import align
+    from distillguard.forensics.corroborate import decide
+
+    text = rec[0].pairs[0][1]
+    args = (align(text, a.answer), 10.0, 1.0, text, a.answer, (0.12, 0.75))
+    assert decide(*args).derived and not decide(*args, ambiguous=True).derived

@@ -98,8 +98,12 @@ class Decision:
 
 
 def decide(alignment: Any, distinct: float | None, prompt_j: float | None, record: str, stored: str,
-           align_rule: tuple[float, float], keys: Sequence[Any] = ()) -> Decision:
-    """Whether an aligned candidate is derived, given the information it carries and the corroboration."""
+           align_rule: tuple[float, float], keys: Sequence[Any] = (), ambiguous: bool = False) -> Decision:
+    """Whether an aligned candidate is derived, given the information it carries and the corroboration.
+
+    ``ambiguous``: another, different stored answer matches the record about as well (trace's
+    ``_ambiguous``): the text is a shape several answers share, so only agreeing watermark slots attribute it.
+    """
     aligned = alignment.copied(*align_rule)
     rescue = not aligned and alignment.copied(*RESCUE_RULE)
     if not aligned and not rescue:
@@ -112,6 +116,8 @@ def decide(alignment: Any, distinct: float | None, prompt_j: float | None, recor
     if sa.marked and sa.disagree >= WM_VETO:
         return Decision(False, "watermark slots disagree", sa)
     wm = sa.marked and sa.agree >= WM_AGREE and sa.disagree == 0
+    if ambiguous and not wm:
+        return Decision(False, "about as close to other stored answers (a shared template)", sa)
     if rescue:  # not the prompt: a regeneration of the same prompt shares much text and the prompt
         return Decision(wm, "edited copy, watermark slots agree" if wm else "not aligned", sa)
     if d >= STRONG_DISTINCT:

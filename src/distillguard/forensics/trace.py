@@ -39,6 +39,8 @@ PROMPT_THRESHOLD = 0.5
 MIN_DISTINCT = 6.0  # weighted shared shingles required (common text counts for less); tuned on dev
 # dev rule: the best precision with recall >= 0.975 over thresholds 0.4-0.7 x distinct 0-30
 ALIGN_THRESHOLD = 0.5  # with the stored texts at hand (``originals``) the alignment check decides; tuned on dev
+AMBIGUITY_MARGIN, AMBIGUITY_TOP = 0.1, 0.85  # see ``_ambiguous``; chosen on dev seeds 7 and 8
+TWIN_JACCARD = 0.9  # two stored answers this similar are one answer served twice
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Match:
     weighted: Weighted | None = None  # the match judged on distinctive content (None: no frequencies kept)
     alignment: Alignment | None = None  # the record aligned with the stored text (None: texts not available)
     decision: Decision | None = None  # corroboration of the aligned match (:mod:`.corroborate`)
+    ambiguous: bool = False  # another, different stored answer matches about as well (see ``_ambiguous``)
 
     @property
     def score(self) -> float:
@@ -108,6 +111,34 @@ def _alone(provider: Evidence, record: DatasetRecord) -> str | None:
     """The org a provider attributes an unmatched record to on its own evidence (e.g. a detected watermark)."""
     org_for = getattr(provider, "org_for", None)
     return org_for(record) if callable(org_for) else None
+
+
+def _ambiguous(index: OutputIndex, sc: Any) -> np.ndarray:
+    """Per scored pair (best two per query, best first): whether the pair is a query's best and its runner-up
+    matches about as well (within ``AMBIGUITY_MARGIN``) while the best is no near-exact copy (below
+    ``AMBIGUITY_TOP``) and the two stored answers are different texts (MinHash Jaccard below ``TWIN_JACCARD``;
+    one answer served twice is no ambiguity).
+
+    A copy with local edits is closer to its source than to any other stored answer; a text about equally
+    close to several different stored answers is the shape they share (a templated tool reply, a textbook
+    snippet), which an independent author writes too.
+    """
+    n = len(sc.query)
+    out = np.zeros(n, bool)
+    if n < 2:
+        return out
+    score = sc.score
+    pair = np.flatnonzero(sc.query[1:] == sc.query[:-1])  # i: best, i + 1: runner-up of the same query
+    if len(pair) == 0:
+        return out
+    close = (score[pair + 1] >= score[pair] - AMBIGUITY_MARGIN) & (score[pair] < AMBIGUITY_TOP)
+    pair = pair[close]
+    if len(pair):
+        a, _ = index.entries.sigs(sc.row[pair])
+        b, _ = index.entries.sigs(sc.row[pair + 1])
+        twin = np.count_nonzero(a == b, axis=1) / a.shape[1] >= TWIN_JACCARD
+        out[pair[~twin]] = True
+    return out
 
 
 def _verified(c: Candidate, s: Sketch, threshold: float) -> bool:
@@ -169,16 +200,20 @@ def trace_records(
     def flush() -> None:
         turns = [(r, p, a) for r in buf for p, a in r.pairs]
         sk = index.sketcher.batch([a for _, _, a in turns])
-        sc = index.score(sk.values, sk.sizes, top=1)  # the best candidate of every answer turn
-        sc = sc.take((sk.sizes[sc.query] >= MIN_SHINGLES) & (sc.score >= threshold))
+        sc = index.score(sk.values, sk.sizes, top=2)  # the best two candidates of every answer turn
+        ambiguous = _ambiguous(index, sc)
+        first = np.concatenate(([True], sc.query[1:] != sc.query[:-1])) if len(sc.query) else np.zeros(0, bool)
+        keep = first & (sk.sizes[sc.query] >= MIN_SHINGLES) & (sc.score >= threshold)
+        sc, ambiguous = sc.take(keep), ambiguous[keep]
         by_row = {e.row: e for e in index.entries.get_many(np.unique(sc.row).tolist())}
         verified: list[tuple[DatasetRecord, Match]] = []
-        for q, row, j, cont in zip(sc.query.tolist(), sc.row.tolist(), sc.jaccard.tolist(), sc.containment.tolist()):
+        for q, row, j, cont, amb in zip(sc.query.tolist(), sc.row.tolist(), sc.jaccard.tolist(),
+                                        sc.containment.tolist(), ambiguous.tolist()):
             r, p, a = turns[q]
             c, s = Candidate(by_row[row], j, cont), sk[q]
             if not _verified(c, s, threshold):
                 continue
-            m = Match(c, a, p, s, weighted=_weighted(index, s, c))
+            m = Match(c, a, p, s, weighted=_weighted(index, s, c), ambiguous=amb)
             if _distinctive(m, threshold, min_distinct):
                 verified.append((r, m))
         if originals_many is not None:  # the stored answers of the whole batch in one lookup
@@ -201,7 +236,7 @@ def trace_records(
                 if corroborate:
                     keys = wm.keys(m.candidate.entry.org) if wm is not None and m.candidate.entry.org else ()
                     d = decide(m.alignment, None if m.weighted is None else m.weighted.distinct, _prompt_j(m),
-                               m.answer, original, align_rule, keys)
+                               m.answer, original, align_rule, keys, ambiguous=m.ambiguous)
                     m.decision = d
                     if not d.derived:
                         continue
