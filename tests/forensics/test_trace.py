@@ -169,6 +169,10 @@ def test_text_about_as_close_to_several_different_stored_answers_is_a_template_n
     assert alone["derived"] and alone["matched_request"] == "req_a"  # corroborated by the prompt
     assert not derived(a, b)["derived"]  # two different answers of one template
     assert ambiguous(a, b) == [True, False] and ambiguous(a, twin) == [False, False] and ambiguous(a) == [False]
+    # the same answer served to another org, marked with that org's variants: closer to the first copy than the
+    # record is, so still one answer
+    marked = Output("req_m", "org_m", 4.0, prompt, a.answer.replace("shown below", "displayed below"))
+    assert ambiguous(a, marked) == [False, False]
     # the decision: a short aligned copy corroborated by its prompt is derived, unless it is ambiguous
     from distillguard.forensics.align import align
     from distillguard.forensics.corroborate import decide

@@ -40,7 +40,7 @@ MIN_DISTINCT = 6.0  # weighted shared shingles required (common text counts for 
 # dev rule: the best precision with recall >= 0.975 over thresholds 0.4-0.7 x distinct 0-30
 ALIGN_THRESHOLD = 0.5  # with the stored texts at hand (``originals``) the alignment check decides; tuned on dev
 AMBIGUITY_MARGIN, AMBIGUITY_TOP = 0.1, 0.85  # see ``_ambiguous``; chosen on dev seeds 7 and 8
-TWIN_JACCARD = 0.9  # two stored answers this similar are one answer served twice
+TWIN_JACCARD, TWIN_SLACK = 0.9, 0.05  # two stored answers this similar are one answer served twice
 
 
 @dataclass
@@ -116,8 +116,10 @@ def _alone(provider: Evidence, record: DatasetRecord) -> str | None:
 def _ambiguous(index: OutputIndex, sc: Any) -> np.ndarray:
     """Per scored pair (best two per query, best first): whether the pair is a query's best and its runner-up
     matches about as well (within ``AMBIGUITY_MARGIN``) while the best is no near-exact copy (below
-    ``AMBIGUITY_TOP``) and the two stored answers are different texts (MinHash Jaccard below ``TWIN_JACCARD``;
-    one answer served twice is no ambiguity).
+    ``AMBIGUITY_TOP``) and the two stored answers are different texts: less alike than the record is to the
+    best (its score less ``TWIN_SLACK``) and below ``TWIN_JACCARD``. One answer served twice (to two orgs,
+    each copy with its own watermark variants) is no ambiguity: its two copies are closer to each other than
+    a degraded copy of either is to them.
 
     A copy with local edits is closer to its source than to any other stored answer; a text about equally
     close to several different stored answers is the shape they share (a templated tool reply, a textbook
@@ -136,7 +138,8 @@ def _ambiguous(index: OutputIndex, sc: Any) -> np.ndarray:
     if len(pair):
         a, _ = index.entries.sigs(sc.row[pair])
         b, _ = index.entries.sigs(sc.row[pair + 1])
-        twin = np.count_nonzero(a == b, axis=1) / a.shape[1] >= TWIN_JACCARD
+        between = np.count_nonzero(a == b, axis=1) / a.shape[1]
+        twin = between >= np.minimum(TWIN_JACCARD, score[pair] - TWIN_SLACK)
         out[pair[~twin]] = True
     return out
 
