@@ -21,7 +21,9 @@ def _by_org(rep):
 def _script_inside(org: str, n: int, share: float, rng: random.Random) -> list[dict]:
     """A chat product plus a harvesting script on the *same* key: only the client program differs."""
     chat = T.chatter(org, int(n * (1 - share)), rng)
-    script = T.harvester(org, int(n * share), rng, key="key_1", interval=900.0)
+    span = max(r["ts"] for r in chat) - min(r["ts"] for r in chat)
+    k = int(n * share)  # spread over the product's whole time span, so it is ~5% of every window too
+    script = T.harvester(org, k, rng, key="key_1", interval=span / k)
     for i, r in enumerate(script):
         r["id"] = f"req_{org}_s{i:05d}"
         r["ts"] += 3600.0

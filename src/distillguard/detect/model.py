@@ -160,7 +160,10 @@ SIGN_PRIOR: dict[str, int] = {
 # client asks for (realised completion length). The simulator's tenants differ in them by construction, so a model
 # allowed to use them leaned on them hardest. The evaluation-vs-benign model may still use them: labelling a
 # temperature-0 benchmark run ``evaluation`` never hides a distiller (a flag always wins over that label).
-NOT_FOR_DISTILLATION: frozenset[str] = frozenset(("temp0", "prompt_len", "log_completion"))
+# ``short_max_tokens`` joined them after a check on dev traffic: with every harvester capping answers at 256 tokens
+# (one request parameter), the model that let a short cap lower the score fell to AUC 0.48 / 0.60 (standard /
+# evasive); trained without it, 0.985 / 0.93 under the same cap (docs/adr/0007-detection.md).
+NOT_FOR_DISTILLATION: frozenset[str] = frozenset(("temp0", "prompt_len", "log_completion", "short_max_tokens"))
 FIXED_ZERO = 2  # a "sign" for _constrained_logistic: the weight is bound to 0
 
 
