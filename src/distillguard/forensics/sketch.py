@@ -14,6 +14,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -38,17 +39,10 @@ def _identity(x: int) -> int:
     return x
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> _S33)
-    h = h * _M1
-    h = h ^ (h >> _S33)
-    h = h * _M2
-    return h ^ (h >> _S33)
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, as datasketch's affine32 scheme applies it before the permutations."""
-    s1, m1, s2, m2 = _F
+def _fmix(h: np.ndarray, consts: tuple[Any, Any, Any, Any]) -> np.ndarray:
+    """MurmurHash3's finalizer with the given (shift 1, multiplier 1, shift 2, multiplier 2); the array's dtype
+    (uint64 or uint32) sets the word size."""
+    s1, m1, s2, m2 = consts
     h = h ^ (h >> s1)
     h = h * m1
     h = h ^ (h >> s2)
@@ -56,12 +50,16 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> s1)
 
 
+_FMIX64 = (_S33, _M1, _S33, _M2)  # the 64-bit finalizer
+_FMIX32 = _F  # the 32-bit one, as datasketch's affine32 scheme applies it before the permutations
+
+
 def _shingle_mix(th: np.ndarray) -> np.ndarray:
     """32-bit shingle hashes from (shingles x k) token hashes (uint64)."""
     acc = np.zeros(len(th), np.uint64)
     for j in range(th.shape[1]):
         acc += th[:, j] * _MULT[j % len(_MULT)]
-    return (_fmix64(acc + np.uint64(th.shape[1])) >> np.uint64(32)).astype(np.uint32)
+    return (_fmix(acc + np.uint64(th.shape[1]), _FMIX64) >> np.uint64(32)).astype(np.uint32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +149,7 @@ class Sketcher:
     # ---- sketches ---------------------------------------------------------------------------------
     def permuted(self, hv: np.ndarray) -> np.ndarray:
         """(shingles x permutations) permuted values of shingle hashes (min over rows = the sketch)."""
-        h = _fmix32(np.asarray(hv, np.uint32))
+        h = _fmix(np.asarray(hv, np.uint32), _FMIX32)
         return h[:, None] * self._a + self._b
 
     def batch(self, texts: Sequence[str] | None = None, token_lists: Sequence[list[str]] | None = None) -> SketchBatch:
@@ -169,7 +167,7 @@ class Sketcher:
         np.cumsum(sizes, out=starts[1:])
         values = np.tile(self.empty, (n, 1))
         if len(hashes):
-            h = _fmix32(hashes)
+            h = _fmix(hashes, _FMIX32)
             live = np.flatnonzero(sizes)
             buf = np.empty((self.num_perm, min(CHUNK, len(h)) + 1), np.uint32)
             a, b = self._a[:, None], self._b[:, None]
