@@ -56,3 +56,23 @@ def test_benign_accounts_run_side_programs_and_blended_harvesters_copy_the_produ
         assert len({_shape(r)[:2] for r in recs}) == 1
         single = [r for r in recs if sum(m["role"] == "user" for m in r["request"]["messages"]) == 1]
         assert len(single) >= 0.05 * len(recs)
+
+
+def test_batch_and_finetune_jobs_go_through_distinct_records(test_corpus):
+    """A pipeline over documents sends each once: drawing with replacement repeated about a third of the prompts,
+    which taught the detector that duplicates mean benign (a harvester resending each prompt twice then hid)."""
+    scenario = Scenario("distinct-test", 1.0, (
+        Group("benign-batch", "batch", "benign", 2, 150, (1, 1), spread=0.0),
+        Group("benign-finetune", "finetune", "benign", 2, 150, (1, 1), spread=0.0),
+    ))
+    out, lab = io.BytesIO(), io.BytesIO()
+    generate(scenario, 3, out, lab, split="test", corpus=test_corpus)
+    prompts = defaultdict(list)
+    for r in (orjson.loads(x) for x in out.getvalue().splitlines()):
+        prompts[r["org"]].append(r["request"]["messages"][-1]["content"])
+    assert len(prompts) == 4
+    for org, ps in prompts.items():
+        assert len(ps) >= 100
+        # the compact corpus itself repeats a few ticket texts (~9% of its user prompts are copies); drawing with
+        # replacement gave ~0.85 distinct here
+        assert len(set(ps)) / len(ps) > 0.92, (org, len(set(ps)), len(ps))

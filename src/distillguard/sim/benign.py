@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from . import templates as T
 from .corpus import Item
 from .tenant import CHAT, Behaviour, Req, Tenant
 from .timing import diurnal_times, steady_times, think_time, working_hours_times
+
+T_ = TypeVar("T_")
 
 MODELS = ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o")
 
@@ -177,6 +179,21 @@ def rag_app(t: Tenant, n: int) -> Behaviour:
                   rng.randrange(len(t.ident.keys)))
 
 
+def _dealer(rng: random.Random, items: Sequence[T_]) -> Callable[[], T_]:
+    """Deal ``items`` in a shuffled order, each once before any repeats: a batch job or a data-building run goes
+    through its documents or questions once (drawing with replacement repeated a third of the prompts, a duplicate
+    rate no real pipeline over distinct records has)."""
+    order: list[int] = []
+
+    def deal() -> T_:
+        if not order:
+            order.extend(range(len(items)))
+            rng.shuffle(order)
+        return items[order.pop()]
+
+    return deal
+
+
 def batch_job(t: Tenant, n: int) -> Behaviour:
     """Internal classifiers and summarisers over documents: fixed templates, temperature 0, steady runs."""
     rng = t.rng
@@ -189,12 +206,14 @@ def batch_job(t: Tenant, n: int) -> Behaviour:
         times = steady_times(rng, n, t.t0 + rng.uniform(0, 3600.0), 3600.0 / per_hour, jitter=rng.choice((0.02, 0.1)))
     else:
         times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, per_hour)
+    next_doc = _dealer(rng, docs)
+    next_ticket = _dealer(rng, tickets)
     for i, ts in enumerate(times):
         kind, tmpl = jobs[i % len(jobs)] if rng.random() < 0.8 else rng.choice(jobs)
         if kind in ("summarize", "tag", "extract") and docs:
-            doc = docs[rng.randrange(len(docs))][: rng.randint(600, 3000)]
+            doc = next_doc()[: rng.randint(600, 3000)]
         else:
-            doc = tickets[rng.randrange(len(tickets))].first_user[:1500] if tickets else ""
+            doc = next_ticket().first_user[:1500] if tickets else ""
         max_tokens = 5 if kind == "classify" else rng.choice((150, 200, 300))
         body = chat_body(model, [{"role": "user", "content": tmpl.format(doc=doc)}], temperature=0,
                          max_tokens=max_tokens)
@@ -212,8 +231,9 @@ def finetune_customer(t: Tenant, n: int) -> Behaviour:
     times = working_hours_times(rng, n, t.t0, t.t1, t.tz_hours, rng.choice((60, 180, 400)))
     temps = rng.sample((0.2, 0.5, 0.7, 0.9, 1.0, 1.2), rng.randint(1, 5))  # they sweep for varied targets
     n_choices = (1, 1, 2, 4) if rng.random() < 0.4 else (1,)
+    next_question = _dealer(rng, questions)
     for i, ts in enumerate(times):
-        q = questions[rng.randrange(len(questions))].first_user[:1200]
+        q = next_question().first_user[:1200]
         extra = {"n": rng.choice(n_choices)} if len(n_choices) > 1 else {}
         body = chat_body(model, [{"role": "user", "content": tmpl.format(company=t.ident.name, q=q)}],
                          temperature=rng.choice(temps), **extra)
