@@ -1,0 +1,185 @@
+"""Evasion check: rewrite every distillation account's requests one cheap way, score, and compare with as-is.
+
+    python -m distillguard.detect.evasion --traffic T.jsonl --labels L.jsonl [--model M.json ...]
+
+Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
+benchmark-like frame, put a fixed preamble or a block of common words before them, add a system prompt, send each
+prompt twice, cap answers at 256 tokens. Benign and evaluation accounts are left as they are, so the benign FPR
+column is the same for every row. A detector that falls apart under one of these is keyed on how prompts are
+dressed, not on what is harvested. Run it on DEV traffic when choosing features; report it on TEST traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from ..sim import metrics as M
+from .bench import BenchmarkIndex, default_index
+from .engine import Detector
+from .features import RequestFeatures, extract
+from .model import ScoringModel
+from .text import marker_bits, words
+from .train import read_jsonl, read_labels
+
+PREAMBLE = ("You are given a task from our internal queue. Read the whole task carefully, think about what a careful "
+            "expert would write, and answer it fully. ") * 12  # ~2.3k characters, the same before every prompt
+
+Rewrite = Callable[[dict[str, Any]], None]
+
+
+def _last_user(req: dict[str, Any]) -> dict[str, Any] | None:
+    for m in reversed(req.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            return m
+    return None
+
+
+def question_frame(req: dict[str, Any]) -> None:
+    """Dress the prompt as a benchmark item ("Question: ... Final answer:")."""
+    m = _last_user(req)
+    if m is not None:
+        m["content"] = f"Question: {m['content']}\nFinal answer:"
+
+
+def preamble(req: dict[str, Any]) -> None:
+    """The same long instruction block before every prompt."""
+    m = _last_user(req)
+    if m is not None:
+        m["content"] = f"{PREAMBLE}\n\n{m['content']}"
+
+
+def system_prompt(req: dict[str, Any]) -> None:
+    """A plain system prompt on every request (no persona: "You are ..." would trip the persona marker)."""
+    msgs = [m for m in req.get("messages") or [] if not (isinstance(m, dict) and m.get("role") == "system")]
+    req["messages"] = [{"role": "system", "content": "Answer accurately and completely."}, *msgs]
+
+
+def common_words_block(answers: Iterable[str], chars: int = 8000) -> str:
+    """The most frequent content words of ``answers``, joined, at most ``chars`` long."""
+    counts: Counter[str] = Counter()
+    for a in answers:
+        counts.update(w for w in words(a[:2000].lower(), 400) if len(w) > 3)
+    out: list[str] = []
+    size = 0
+    for w, _ in counts.most_common():
+        if size + len(w) + 1 > chars:
+            break
+        # a careful harvester keeps the part the detector reads (the head) free of instruction-style markers
+        if size < 700 and marker_bits(f"keywords: {' '.join(out)} {w}"[:700]):
+            continue
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)
+
+
+@lru_cache(maxsize=1)
+def _corpus_block() -> str:
+    from ..upstreams.corpus import load_corpus
+
+    return common_words_block(m["content"] for rec in load_corpus(None) for m in rec.messages
+                              if m["role"] == "assistant")
+
+
+STUFFING: dict[str, str] = {}  # "block": the words ``stuffed`` uses (main: from the traffic's own answers)
+
+
+def stuffed(req: dict[str, Any]) -> None:
+    """A block of common answer words before every prompt, so that an answer's words appear in its prompt (aimed at
+    ``answer_grounding``). The block is the traffic's own most frequent answer words (the strongest such list a
+    harvester could compile from its earlier answers), else the shipped corpus's."""
+    m = _last_user(req)
+    if m is not None:
+        block = STUFFING.get("block") or _corpus_block()
+        m["content"] = f"Keywords: {block}\n\n{m['content']}"
+
+
+def cap_answers(req: dict[str, Any]) -> None:
+    """``max_tokens: 256`` on every request."""
+    req["max_tokens"] = 256
+
+
+REWRITES: dict[str, Rewrite | None] = {
+    "as-is": None, "question": question_frame, "preamble": preamble, "system": system_prompt, "twice": None,
+    "cap256": cap_answers, "stuffed": stuffed,
+}
+TWICE = "twice"  # each request sent a second time, identical, right after the first
+
+
+def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[str, Any]],
+                      variants: Iterable[str] = tuple(REWRITES), bench: BenchmarkIndex | None = None,
+                      ) -> dict[str, list[tuple[str, RequestFeatures]]]:
+    """Per variant, the features of every labelled record, distillation accounts' requests rewritten."""
+    names = list(variants)
+    streams: dict[str, list[tuple[str, RequestFeatures]]] = {v: [] for v in names}
+    for rec in records:
+        org = rec.get("org")
+        lab = labels.get(str(org))
+        if lab is None:
+            continue
+        plain = extract(rec, bench)
+        for v in names:
+            fn = REWRITES[v]
+            if lab.get("label") != "distillation" or fn is None:
+                streams[v].append((org, plain))
+                if v == TWICE and lab.get("label") == "distillation":
+                    streams[v].append((org, plain))
+                continue
+            r = copy.deepcopy(rec)
+            req = r.get("request")
+            if isinstance(req, dict):
+                fn(req)
+            streams[v].append((org, extract(r, bench)))
+    for s in streams.values():
+        s.sort(key=lambda p: p[1].ts)
+    return streams
+
+
+def evaluate(model: ScoringModel, stream: list[tuple[str, RequestFeatures]],
+             labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    rep = Detector(model=model).run_features(stream)
+    rows = M.join([a.to_json() for a in rep.accounts], list(labels.values()))
+    pos = [r for r in rows if r.positive]
+    benign = [r for r in rows if r.label == "benign"]
+    return {
+        "auc": M.auc(rows), "tpr@0.1%": M.tpr_at_fpr(rows, 0.001),
+        "flagged": sum(r.flagged for r in pos) / len(pos) if pos else None,
+        "benign_fpr": sum(r.flagged for r in benign) / len(benign) if benign else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traffic", required=True)
+    ap.add_argument("--labels", required=True)
+    ap.add_argument("--model", action="append", default=[], help="model file(s); default: the shipped model")
+    ap.add_argument("--variants", default=",".join(REWRITES), help=f"comma-separated, of: {', '.join(REWRITES)}")
+    a = ap.parse_args(argv)
+    variants = [v for v in a.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(REWRITES))
+    if unknown:
+        ap.error(f"unknown variant(s): {', '.join(unknown)}")
+    labels = {str(k): dict(v) for k, v in read_labels(a.labels).items()}
+    models = {Path(p).name: ScoringModel.load(p) for p in a.model} or {"shipped": ScoringModel.load()}
+    if "stuffed" in variants:
+        answers = (str((r.get("response") or {}).get("text") or "") for r in read_jsonl(a.traffic))
+        STUFFING["block"] = common_words_block(islice(answers, 20000))
+    streams = rewritten_streams(read_jsonl(a.traffic), labels, variants, default_index())
+    cols = ("auc", "tpr@0.1%", "flagged", "benign_fpr")
+    print(f"{'model':<24}{'variant':<10}" + "".join(f"{c:>11}" for c in cols))
+    for name, model in models.items():
+        for v in variants:
+            row = evaluate(model, streams[v], labels)
+            print(f"{name[:23]:<24}{v:<10}" + "".join(f"{M.fmt(row[c]):>11}" for c in cols), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

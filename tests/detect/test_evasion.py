@@ -1,0 +1,61 @@
+"""The evasion check rewrites only distillation accounts, each rewrite the way it says."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from distillguard.detect import evasion
+from distillguard.detect.evasion import PREAMBLE, REWRITES, rewritten_streams
+
+from . import traffic as T
+
+
+def _population():
+    rng = random.Random(3)
+    recs = T.harvester("h", 30, rng) + T.chatter("c", 30, rng)
+    labels = {"h": {"org": "h", "label": "distillation"}, "c": {"org": "c", "label": "benign"}}
+    return sorted(recs, key=lambda r: r["ts"]), labels
+
+
+def test_rewrites_change_the_request_as_named():
+    body = {"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]}
+    q = orjson.loads(orjson.dumps(body))
+    REWRITES["question"](q)
+    assert q["messages"][-1]["content"] == "Question: Q?\nFinal answer:"
+    p = orjson.loads(orjson.dumps(body))
+    REWRITES["preamble"](p)
+    assert p["messages"][-1]["content"].startswith(PREAMBLE) and p["messages"][-1]["content"].endswith("Q?")
+    s = orjson.loads(orjson.dumps(body))
+    REWRITES["system"](s)
+    assert [m["role"] for m in s["messages"]] == ["system", "user"]
+    assert s["messages"][0]["content"] == "Answer accurately and completely."
+    c = orjson.loads(orjson.dumps(body))
+    REWRITES["cap256"](c)
+    assert c["max_tokens"] == 256
+
+
+def test_only_distillation_accounts_are_rewritten():
+    recs, labels = _population()
+    streams = rewritten_streams(recs, labels, ("as-is", "question", "twice"))
+    n_h = sum(1 for r in recs if r["org"] == "h")
+    n_c = len(recs) - n_h
+    assert len(streams["as-is"]) == len(recs)
+    assert len(streams["twice"]) == len(recs) + n_h
+    plain = {f.id: f for _, f in streams["as-is"]}
+    asked = {f.id: f for _, f in streams["question"]}
+    changed = {i for i in plain if plain[i].prompt_hash != asked[i].prompt_hash}
+    assert len(changed) == n_h and all(i.startswith("req_h_") for i in changed)
+    assert n_c > 0
+
+
+def test_the_command_prints_a_row_per_variant(tmp_path, capsys):
+    recs, labels = _population()
+    traffic = tmp_path / "t.jsonl"
+    traffic.write_bytes(b"\n".join(orjson.dumps(r) for r in recs))
+    lab = tmp_path / "l.jsonl"
+    lab.write_bytes(b"\n".join(orjson.dumps(v) for v in labels.values()))
+    assert evasion.main(["--traffic", str(traffic), "--labels", str(lab), "--variants", "as-is,question"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines()[1:] if ln.strip()]
+    assert [r.split()[1] for r in rows] == ["as-is", "question"]
