@@ -49,3 +49,35 @@ def test_topic_buckets_are_the_same_in_every_process():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1 and outs.pop().startswith("[")
+
+
+def test_a_long_prompts_closing_instruction_is_read():
+    doc = "The quarterly report covers revenue, costs and hiring across all regions. " * 20  # ~1.5k chars
+    f = extract(rec([{"role": "user", "content": f"{doc}\n\nGenerate 10 question-answer pairs about this text."}]))
+    assert f.has("generate_n") and f.has("dataset_format")
+    # the tail is read from a line start: a word that merely begins the cut is not taken as the prompt's first word
+    g = extract(rec([{"role": "user", "content": "x" * 1200 + " write it down"}]))
+    assert not g.has("imperative")
+    h = extract(rec([{"role": "user", "content": "x" * 1200 + "\nwrite it down"}]))
+    assert h.has("imperative")
+
+
+def test_answer_novelty_counts_the_answers_phrases_missing_from_the_prompt():
+    from distillguard.detect.features import answer_novelty
+
+    ctx = ("[1] The Zephyr 3 router supports WPA3 encryption and a guest network. Firmware updates are installed "
+           "from the admin page under System Settings.")
+    grounded = "Firmware updates are installed from the admin page under System Settings."
+    novel = "Routers usually receive updates automatically; check the vendor website for a newer release."
+    assert answer_novelty(grounded, f"{ctx}\nQuestion: how do I update the firmware?") == 0.0
+    assert answer_novelty(novel, "How do I update my router?") == 1.0
+    # the answer's words pasted before the prompt are not its phrases
+    bag = " ".join(sorted(set(novel.lower().replace(";", "").replace(".", "").split())))
+    assert answer_novelty(novel, f"{bag}\n\nHow do I update my router?") > 0.8
+    assert answer_novelty("billing", "Classify this ticket: I was charged twice") == 0.0  # a bare label adds nothing
+    # measured on the requests whose prompt hash is even; the others (and records without answer text) are unknown
+    measured = [extract(rec([{"role": "user", "content": f"Tell me fact number {i}."}])) for i in range(40)]
+    assert {f.novelty for f in measured if f.prompt_hash % 2 == 0} == {0.0}  # the answer is "ok": no word pair
+    assert {f.novelty for f in measured if f.prompt_hash % 2 == 1} == {-1.0}
+    assert 10 < sum(f.novelty == 0.0 for f in measured) < 30
+    assert extract({"org": "o", "request": {"messages": []}}).novelty == -1.0

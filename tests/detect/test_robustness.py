@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from distillguard.detect.account import (
     FEATURE_NAMES,
     HOUR_PRIOR,
@@ -11,6 +13,7 @@ from distillguard.detect.account import (
     AccountState,
 )
 from distillguard.detect.engine import Detector
+from distillguard.detect.evasion import REWRITES, TWICE
 from distillguard.detect.features import extract
 from distillguard.detect.model import fit
 from distillguard.detect.text import MARKER_BIT, marker_bits
@@ -80,3 +83,49 @@ def test_fit_can_leave_features_out():
     m = fit(vecs, ["distillation"] * 3 + ["benign"] * 3, exclude=PARAMETER_FEATURES)
     assert not set(PARAMETER_FEATURES) & set(m.features)
     assert m.probabilities(vecs[0])["distillation"] > m.probabilities(vecs[3])["distillation"]
+
+
+# Rewrites a harvester gets for free (detect.evasion): none may hide it. Before dup_prompt and m_answer_format were
+# bound to 0 for distillation, "Question: ... Final answer:" took the flagged share of dev harvesters from 0.92 to 0.01.
+@pytest.mark.parametrize("variant", ["question", "system", "cap256", "twice"])
+def test_free_rewrites_of_a_harvesters_prompts_do_not_hide_it(variant):
+    rng = random.Random(9)
+    harvest = T.harvester("h", 400, rng)
+    rewrite = REWRITES[variant]
+    if rewrite is not None:
+        for r in harvest:
+            rewrite(r["request"])
+    if variant == TWICE:
+        harvest = [dict(r, id=f"{r['id']}{k}") for r in harvest for k in "ab"]
+    benign = _varied_temp_steady_chatter(rng) + T.classifier_job("b", 400, rng)
+    rep = Detector(rings=False).run(sorted(harvest + benign, key=lambda r: r["ts"]))
+    by = {a.org: a for a in rep.accounts}
+    assert by["h"].flagged, (variant, by["h"].score, rep.threshold)
+    assert not by["c"].flagged and not by["b"].flagged
+
+
+def test_prompts_equal_in_their_first_2000_characters_are_not_duplicates():
+    head = "Read the task below carefully and answer it in full. " * 50
+    a = T.record("o", 1, T.T0, [{"role": "user", "content": head + "What is a monad?"}], "x")
+    b = T.record("o", 2, T.T0, [{"role": "user", "content": head + "Name three rivers."}], "x")
+    assert extract(a).prompt_hash != extract(b).prompt_hash
+    assert _state([a, b]).vector()["dup_prompt"] == 0.0
+
+
+def test_one_sided_features_count_only_above_their_mean():
+    from distillguard.detect.model import ONE_SIDED, ScoringModel
+
+    assert {"answer_grounding", "bench"} <= ONE_SIDED
+    m = ScoringModel.load()
+    assert set(m.one_sided) == ONE_SIDED & set(m.features)
+    k = m.features.index("answer_grounding")
+    assert m.coef[1][k] <= 0.0  # may only lower the distillation score
+    base = {f: mu for f, mu in zip(m.features, m.mean)}
+    p = m.probabilities
+    low = dict(base, answer_grounding=0.0)
+    high = dict(base, answer_grounding=min(1.0, m.mean[k] + 2 * m.scale[k]))
+    assert p(low)["distillation"] == p(base)["distillation"]  # below the mean: no evidence either way
+    if m.coef[1][k] < 0.0:
+        assert p(high)["distillation"] < p(base)["distillation"]
+    again = ScoringModel.from_json(m.to_json())
+    assert again.one_sided == m.one_sided and again.probabilities(high) == p(high)

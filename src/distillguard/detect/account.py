@@ -37,6 +37,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "bench",
     "prompt_len",
     "system_share",
+    "answer_grounding",
 )
 
 FEATURE_HELP: dict[str, str] = {
@@ -61,6 +62,7 @@ FEATURE_HELP: dict[str, str] = {
     "bench": "share of prompt probes matching public benchmark text",
     "prompt_len": "log mean prompt length (chars)",
     "system_share": "share of requests with a system prompt",
+    "answer_grounding": "share of the answers' content words taken from the prompt (a job over the customer's data)",
 }
 for _m in MARKER_NAMES:
     FEATURE_HELP[f"m_{_m}"] = f"share of prompts with marker '{_m}'"
@@ -125,6 +127,8 @@ class AccountState:
         self.short_max = 0
         self.bench = 0.0
         self.prompt_chars = 0
+        self.novel = 0.0  # Σ answer novelty over the requests with an answer text
+        self.novel_n = 0
         self.keys: set[str] = set()
         self.uas: Counter[str] = Counter()
         self.ips: Counter[str] = Counter()
@@ -202,6 +206,9 @@ class AccountState:
             self.bench += f.bench
             self._example("bench", f.id)
         self.prompt_chars += f.prompt_chars
+        if f.novelty >= 0.0:
+            self.novel += f.novelty
+            self.novel_n += 1
         self.keys.add(f.key)
         if len(self.uas) < 256:
             self.uas[f.ua] += 1
@@ -303,6 +310,8 @@ class AccountState:
         self.short_max += other.short_max
         self.bench += other.bench
         self.prompt_chars += other.prompt_chars
+        self.novel += other.novel
+        self.novel_n += other.novel_n
         self.keys |= other.keys
         self.uas.update(other.uas)
         self.ips.update(other.ips)
@@ -412,5 +421,6 @@ class AccountState:
             "bench": self.bench / n,
             "prompt_len": math.log1p(self.prompt_chars / n),
             "system_share": self.system / n,
+            "answer_grounding": 1.0 - self.novel / self.novel_n if self.novel_n else 0.0,
         }
         return v

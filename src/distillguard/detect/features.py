@@ -13,6 +13,7 @@ from typing import Any
 from .bench import BenchmarkIndex
 from .text import (
     MARKER_BIT,
+    STOPWORDS,
     PromptView,
     builds_on_answer,
     marker_bits,
@@ -59,6 +60,7 @@ class RequestFeatures:
     bench: float  # share of benchmark-text probes the prompt hits (bench.BenchmarkIndex)
     client: int = 0  # client-program fingerprint: user agent, model, system prompt skeleton, which params are set
     route: int = 0  # coarser: model and system prompt skeleton only
+    novelty: float = -1.0  # share of the answer's word pairs not in the prompt (-1: not measured)
 
 
     def has(self, marker: str) -> bool:
@@ -127,6 +129,60 @@ def _client(ua: str, req: dict[str, Any], system: int) -> tuple[int, int]:
     return got
 
 
+NOVELTY_PAIRS = 16  # word pairs of the answer's head that are looked up
+NOVELTY_ANSWER_CHARS = 300  # ... taken from this much of the answer
+NOVELTY_PROMPT_CHARS = 8000  # ... in this much of the prompt (and of the system prompt)
+# Novelty is measured on the requests whose prompt hash is even (half of them, chosen by content, not by order): it
+# costs ~20 µs, and an account's mean needs no more. An unmeasured request only withholds a lowering (grounding can
+# only lower a score), so a harvester gains nothing by steering its prompts out of the sample.
+NOVELTY_SAMPLE_MASK = 1
+_PUNCT = ".,;:!?()[]{}\"'`*#<>-_/\\|~"
+
+
+def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
+    """Share of the answer's first word pairs (adjacent words, one of them a content word) that the prompt does not
+    contain.
+
+    What a harvester collects is what the model adds: knowledge and prose that were not in the request. A summary,
+    an extraction, a grounded (RAG) answer or a restated tool call reuses the phrases it was given. Pairs, not single
+    words: a block of common words pasted into every prompt contains an answer's words but not its phrases. The
+    lookup is a substring test in the lower-cased prompt, bounded by ``NOVELTY_PAIRS`` and ``NOVELTY_PROMPT_CHARS``.
+    An answer without such a pair (empty, a bare label) adds nothing: 0.
+    """
+    pairs: dict[str, None] = {}
+    prev = ""  # the previous token, when it ended without punctuation (a pair never spans a comma or a full stop)
+    for tok in answer[:NOVELTY_ANSWER_CHARS].lower().split():
+        word = tok.strip(_PUNCT)
+        if not word.isalpha():
+            prev = ""
+            continue
+        if prev and ((len(prev) > 3 and prev not in STOPWORDS) or (len(word) > 3 and word not in STOPWORDS)):
+            pairs[f"{prev} {word}"] = None
+            if len(pairs) >= NOVELTY_PAIRS:
+                break
+        prev = word if tok[-1:].isalpha() else ""
+    if not pairs:
+        return 0.0
+    text = prompt[:NOVELTY_PROMPT_CHARS].lower()
+    if system:
+        text = f"{system[:NOVELTY_PROMPT_CHARS].lower()}\n{text}"
+    return sum(1 for p in pairs if p not in text) / len(pairs)
+
+
+TAIL_FROM = 1000  # prompts longer than this have their tail's markers read as well
+TAIL_CHARS = 300
+
+
+def _tail_lines(prompt: str) -> str:
+    """The last ``TAIL_CHARS`` of a long prompt from the first line start inside them; without one, from a word
+    start behind an ellipsis, so that the cut is not read as the start of the prompt (``^``-anchored markers)."""
+    tail = prompt[-TAIL_CHARS:]
+    cut = tail.find("\n")
+    if cut >= 0:
+        return tail[cut + 1:]
+    return "… " + tail[tail.find(" ") + 1:]
+
+
 def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> RequestFeatures:
     """Features of one traffic record (contracts §1). Missing fields are tolerated."""
     get = rec.get
@@ -140,6 +196,10 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     toks = skel.split(" ")
     head, tail = scaffold_keys_of(toks)
     bits = marker_bits(lower)
+    if len(prompt) > TAIL_FROM:
+        # a long prompt's instruction may come last (a document, or a fixed preamble, before the task): its tail
+        # is read too, from a line start so that line-anchored markers keep their meaning
+        bits |= marker_bits(_tail_lines(prompt).lower())
     system = 0
     if view.system:
         system, sbits = _system_info(view.system[:300])
@@ -156,6 +216,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     cached = _BUCKETS.get
     topic = tuple({cached(w) or _bucket(w) for w in words(lower, 48)})
     turns = view.turns
+    answer = resp.get("text") if isinstance(resp, dict) else None
+    prompt_hash = zlib.crc32(prompt.encode())  # the whole prompt: a fixed preamble must not make prompts equal
     return RequestFeatures(
         id=str(get("id") or ""),
         ts=float(get("ts") or 0.0),
@@ -166,7 +228,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         head=head,
         tail=tail,
         system=system,
-        prompt_hash=zlib.crc32(prompt[:2000].encode()),
+        prompt_hash=prompt_hash,
         bits=bits,
         turns=turns,
         follow_up=turns >= 2 and builds_on_answer(lower, view.prev_answer),
@@ -181,6 +243,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         bench=bench.overlap(prompt) if bench is not None else 0.0,
         client=client,
         route=route,
+        novelty=(answer_novelty(answer, prompt, view.system)
+                 if isinstance(answer, str) and not prompt_hash & NOVELTY_SAMPLE_MASK else -1.0),
     )
 
 

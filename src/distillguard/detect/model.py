@@ -34,7 +34,9 @@ def rescale(p: float, threshold: float, reference: float) -> float:
     if threshold == reference or p <= 0.0 or p >= 1.0:
         return p
     lg = math.log(p / (1.0 - p)) - math.log(threshold / (1.0 - threshold)) + math.log(reference / (1.0 - reference))
-    return 1.0 / (1.0 + math.exp(-lg))
+    out = 1.0 / (1.0 + math.exp(-lg))
+    # exact at the boundary, whatever the rounding: p ≥ threshold ⇔ result ≥ reference
+    return max(out, reference) if p >= threshold else min(out, math.nextafter(reference, 0.0))
 MODEL_FILE = "model.json"
 DEFAULT_TARGET_FPR = 0.001
 Z_CAP = 3.0  # standardised values are clipped: no single (rare) trait can outvote the rest of the evidence
@@ -52,10 +54,20 @@ class ScoringModel:
     # per stream family (FAMILIES): sorted highest score of each benign dev account's streams of that family
     benign_family_scores: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    one_sided: tuple[str, ...] = ()  # features that count only above their mean (``ONE_SIDED``)
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def _z(self, v: dict[str, float]) -> list[float]:
-        return [max(-Z_CAP, min(Z_CAP, (v.get(f, 0.0) - m) / s)) for f, m, s in zip(self.features, self.mean, self.scale)]
+        z = [max(-Z_CAP, min(Z_CAP, (v.get(f, 0.0) - m) / s)) for f, m, s in zip(self.features, self.mean, self.scale)]
+        for k in self._one_sided_idx():
+            z[k] = max(0.0, z[k])
+        return z
+
+    def _one_sided_idx(self) -> tuple[int, ...]:
+        idx = self.__dict__.get("_os_idx")
+        if idx is None:
+            idx = self.__dict__["_os_idx"] = tuple(k for k, f in enumerate(self.features) if f in self.one_sided)
+        return idx
 
     def probabilities(self, v: dict[str, float]) -> dict[str, float]:
         z = self._z(v)
@@ -117,7 +129,7 @@ class ScoringModel:
             "features": list(self.features), "mean": self.mean, "scale": self.scale, "classes": list(CLASSES),
             "coef": self.coef, "intercept": self.intercept, "benign_scores": self.benign_scores,
             "benign_ring_scores": self.benign_ring_scores, "benign_family_scores": self.benign_family_scores,
-            "meta": self.meta,
+            "meta": self.meta, "one_sided": list(self.one_sided),
         }
 
     def save(self, path: str | Path) -> None:
@@ -132,7 +144,7 @@ class ScoringModel:
             intercept=list(d["intercept"]), benign_scores=sorted(d.get("benign_scores", [])),
             benign_ring_scores=sorted(d.get("benign_ring_scores", [])),
             benign_family_scores={k: sorted(v) for k, v in d.get("benign_family_scores", {}).items()},
-            meta=d.get("meta", {}),
+            meta=d.get("meta", {}), one_sided=tuple(d.get("one_sided", ())),
         )
 
     @classmethod
@@ -151,7 +163,8 @@ SIGN_PRIOR: dict[str, int] = {
     "single_shot": 1, "any_marker": 1, "m_generate_n": 1, "m_step_by_step": 1, "m_output_format": 1,
     "m_persona": 1, "m_length_demand": 1, "m_rewrite_variant": 1, "m_dataset_format": 1, "m_imperative": 1,
     "scaffold_reuse": 1, "templated_breadth": 1, "topic_spread": 1, "n_multi": 1, "long_max_tokens": 1,
-    "out_in_ratio": 1, "follow_up": -1, "bench": -1, "m_answer_format": -1, "short_max_tokens": -1,
+    "out_in_ratio": 1, "answer_grounding": -1, "follow_up": -1, "bench": -1, "m_answer_format": -1,
+    "short_max_tokens": -1,
 }
 
 
@@ -163,8 +176,25 @@ SIGN_PRIOR: dict[str, int] = {
 # ``short_max_tokens`` joined them after a check on dev traffic: with every harvester capping answers at 256 tokens
 # (one request parameter), the model that let a short cap lower the score fell to AUC 0.48 / 0.60 (standard /
 # evasive); trained without it, 0.985 / 0.93 under the same cap (docs/adr/0007-detection.md).
-NOT_FOR_DISTILLATION: frozenset[str] = frozenset(("temp0", "prompt_len", "log_completion", "short_max_tokens"))
+# ``dup_prompt`` and ``m_answer_format`` joined them after an evasion check on dev traffic (``detect.evasion``):
+# wrapping every harvest prompt as "Question: ... Final answer:" (an answer-format marker) took the share of
+# harvesters flagged from 0.92 to 0.01, and sending each prompt twice (duplicates) to 0.81; once those were out, a
+# plain system prompt on every request took the retrained model from 0.93 to 0.60 (``system_share``). Each says how
+# a prompt is dressed or how often it is sent, which a harvester sets for free; none says what is being collected.
+# ``long_max_tokens`` and ``n_multi`` (may only raise) are still weighted: bound to 0 as well, the retrained model
+# missed the hand-built harvesters of tests/detect (score 0.92 against 0.97). So a harvester that leaves
+# ``max_tokens`` unset loses that raise: a known weakness (docs/adr/0007-detection.md).
+NOT_FOR_DISTILLATION: frozenset[str] = frozenset((
+    "temp0", "prompt_len", "log_completion", "short_max_tokens", "dup_prompt", "m_answer_format", "system_share",
+))
 FIXED_ZERO = 2  # a "sign" for _constrained_logistic: the weight is bound to 0
+# Features that count only above their training mean (below it, their standardised value is 0): evidence one way
+# only. ``answer_grounding`` (the answer made of the prompt's own words: a summary, an extraction, a RAG answer) says
+# "this job processes the customer's data"; its absence says nothing, since chat answers and harvested answers both
+# bring new words. As a plain linear feature, every ungrounded account (a benign chat too) was pushed up. ``bench``
+# likewise: benchmark text in the prompts says "evaluation"; its absence (nearly every account) is no evidence of
+# harvesting, yet as a linear feature it added +2.4 to every such account and led the reasons of flagged ones.
+ONE_SIDED: frozenset[str] = frozenset(("answer_grounding", "bench"))
 
 
 def _constrained_logistic(z: Any, y: Any, signs: list[int], c: float) -> tuple[Any, float]:
@@ -214,6 +244,10 @@ def fit(
     scale = x.std(axis=0)
     scale[scale < 1e-6] = 1.0
     z = np.clip((x - mean) / scale, -Z_CAP, Z_CAP)
+    one_sided = tuple(f for f in names if f in ONE_SIDED)
+    for k, f in enumerate(names):
+        if f in ONE_SIDED:
+            z[:, k] = np.maximum(z[:, k], 0.0)
     coef = np.zeros((len(CLASSES), len(names)))
     icpt = np.array([0.0, -30.0, -30.0])  # a class absent from training is never predicted
     d_i, e_i, b_i = CLASSES.index("distillation"), CLASSES.index("evaluation"), CLASSES.index("benign")
@@ -228,6 +262,7 @@ def fit(
         coef[e_i], icpt[e_i] = clf.coef_[0], clf.intercept_[0]
     return ScoringModel(
         features=names, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(), intercept=icpt.tolist(),
+        one_sided=one_sided,
     )
 
 
