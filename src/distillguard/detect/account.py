@@ -62,7 +62,7 @@ FEATURE_HELP: dict[str, str] = {
     "bench": "share of prompt probes matching public benchmark text",
     "prompt_len": "log mean prompt length (chars)",
     "system_share": "share of requests with a system prompt",
-    "answer_grounding": "share of the answers' content words taken from the prompt (a job over the customer's data)",
+    "answer_grounding": "share of the answers' word pairs already in the prompt (a job over the customer's data)",
 }
 for _m in MARKER_NAMES:
     FEATURE_HELP[f"m_{_m}"] = f"share of prompts with marker '{_m}'"

@@ -59,15 +59,12 @@ class ScoringModel:
     # -- scoring --------------------------------------------------------------------------------------------------
     def _z(self, v: dict[str, float]) -> list[float]:
         z = [max(-Z_CAP, min(Z_CAP, (v.get(f, 0.0) - m) / s)) for f, m, s in zip(self.features, self.mean, self.scale)]
-        for k in self._one_sided_idx():
+        for k in self._one_sided_idx:
             z[k] = max(0.0, z[k])
         return z
 
-    def _one_sided_idx(self) -> tuple[int, ...]:
-        idx = self.__dict__.get("_os_idx")
-        if idx is None:
-            idx = self.__dict__["_os_idx"] = tuple(k for k, f in enumerate(self.features) if f in self.one_sided)
-        return idx
+    def __post_init__(self) -> None:
+        self._one_sided_idx = tuple(k for k, f in enumerate(self.features) if f in self.one_sided)
 
     def probabilities(self, v: dict[str, float]) -> dict[str, float]:
         z = self._z(v)
