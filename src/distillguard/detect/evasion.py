@@ -24,6 +24,7 @@ from typing import Any
 from ..sim import metrics as M
 from .bench import BenchmarkIndex, default_index
 from .engine import Detector
+from .experiment import table_row
 from .features import RequestFeatures, extract
 from .model import ScoringModel
 from .text import marker_bits, words
@@ -147,12 +148,7 @@ def evaluate(model: ScoringModel, stream: list[tuple[str, RequestFeatures]],
     rep = Detector(model=model).run_features(stream)
     rows = M.join([a.to_json() for a in rep.accounts], list(labels.values()))
     pos = [r for r in rows if r.positive]
-    benign = [r for r in rows if r.label == "benign"]
-    return {
-        "auc": M.auc(rows), "tpr@0.1%": M.tpr_at_fpr(rows, 0.001),
-        "flagged": sum(r.flagged for r in pos) / len(pos) if pos else None,
-        "benign_fpr": sum(r.flagged for r in benign) / len(benign) if benign else None,
-    }
+    return {**table_row(rows), "flagged": sum(r.flagged for r in pos) / len(pos) if pos else None}
 
 
 def main(argv: list[str] | None = None) -> int:
