@@ -4,7 +4,7 @@ import pytest
 
 from distillguard.forensics.adversary import light_edits
 from distillguard.forensics.align import align
-from distillguard.forensics.corroborate import decide, slot_agreement
+from distillguard.forensics.corroborate import decide, renumbered, slot_agreement
 from distillguard.forensics.wmevidence import WatermarkEvidence
 from distillguard.upstreams.corpus import answer_points, iter_corpus
 from distillguard.watermark import Watermarker
@@ -79,3 +79,24 @@ def test_watermark_bit_bound_is_never_below_the_bits_found(answers):
         for text in (a, WM.apply(a, "org_b")):
             bits = sum(1 if p.size == 2 else 2 for p in positions(text, WM.lexicon))
             assert ev.max_bits(text) >= bits
+
+
+def test_a_template_answered_for_another_input_is_not_a_copy_without_the_watermark():
+    rule = (0.12, 0.75)
+    stored = "The area of the circle with radius 7 is python('import math; math.pi * 7**2') square units."
+    prompt = "Calculate the area of a circle with radius 10"
+    other = "The area of a circle with radius 10 is python('import math; math.pi * 10**2')."
+    al = align(other, stored)
+    assert al.copied(*rule)
+    assert renumbered(other, prompt, stored)
+    d = decide(al, 8.0, 0.95, other, stored, rule, record_prompt=prompt)  # the prompt "matches" (numbers masked)
+    assert not d.derived and "template" in d.reason
+    # a harvested copy keeps the stored numbers, or its desensitizer replaced them with values its prompt lacks
+    copy = "The area of a circle with radius 7 is python('import math; math.pi * 7**2')."
+    assert not renumbered(copy, "Calculate the area of a circle with radius 7", stored)
+    assert decide(align(copy, stored), 8.0, 0.95, copy, stored, rule, record_prompt=prompt).derived
+    faked = "The area of a circle with radius 412 is python('import math; math.pi * 412**2')."
+    assert not renumbered(faked, "Calculate the area of a circle with radius 88", stored)
+    assert not renumbered(other, "", stored)  # no prompt (plain text records): nothing to compare with
+    # numbers the stored answer has too are no evidence either way
+    assert not renumbered(stored, "radius 7, answer in 2 decimals", stored)

@@ -19,12 +19,16 @@ independently almost word for word, so the text match needs corroboration by an 
   (with the watermark's public ``positions`` and the org's keys; without keys they are not used).
 
 A record whose prompt is present but does not match is not vetoed: adversaries rewrite instructions.
+But a record whose answer differs from the stored one in numbers that its own prompt supplies (``renumbered``:
+"the area of a circle with radius 10 is ..." against a stored "... radius 7 ...") is the same template answered
+for another input, not a copy, and like an ambiguous match it is attributed only by agreeing watermark slots.
 All thresholds are tuned on the dev split (forensics/evaluate.py), never on the test split.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,6 +41,23 @@ PROMPT_AGREE = 0.9  # prompt Jaccard (MinHash estimate) that corroborates a matc
 WM_AGREE = 3  # shared watermark slots, all agreeing, that corroborate a match
 WM_VETO = 2  # shared watermark slots disagreeing that reject a match
 RESCUE_RULE = (0.35, 0.6)  # (max gaps, min blocks) for a heavier-edited copy corroborated by the watermark
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def renumbered(answer: str, prompt: str, stored: str) -> bool:
+    """Whether the record's answer has numbers that the stored answer lacks, every one of them taken from the
+    record's own prompt: the answer restates its input, so it answers another question with the same template.
+
+    A harvested copy keeps the stored answer's numbers, or (desensitized) replaces them with placeholders or
+    random values that its prompt does not contain. An adversary who renumbers prompt and answer consistently
+    makes a text copy look like a template instance: then only the watermark slots attribute it.
+    """
+    if not prompt or not _NUMBER.search(answer):
+        return False
+    extra = set(_NUMBER.findall(answer)) - set(_NUMBER.findall(stored))
+    return bool(extra) and extra <= set(_NUMBER.findall(prompt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +119,13 @@ class Decision:
 
 
 def decide(alignment: Any, distinct: float | None, prompt_j: float | None, record: str, stored: str,
-           align_rule: tuple[float, float], keys: Sequence[Any] = (), ambiguous: bool = False) -> Decision:
+           align_rule: tuple[float, float], keys: Sequence[Any] = (), ambiguous: bool = False,
+           record_prompt: str = "") -> Decision:
     """Whether an aligned candidate is derived, given the information it carries and the corroboration.
 
     ``ambiguous``: another, different stored answer matches the record about as well (trace's
     ``_ambiguous``): the text is a shape several answers share, so only agreeing watermark slots attribute it.
+    The same holds when the record is ``renumbered`` from its own prompt (``record_prompt``).
     """
     aligned = alignment.copied(*align_rule)
     rescue = not aligned and alignment.copied(*RESCUE_RULE)
@@ -118,6 +141,8 @@ def decide(alignment: Any, distinct: float | None, prompt_j: float | None, recor
     wm = sa.marked and sa.agree >= WM_AGREE and sa.disagree == 0
     if ambiguous and not wm:
         return Decision(False, "about as close to other stored answers (a shared template)", sa)
+    if not wm and renumbered(record, record_prompt, stored):
+        return Decision(False, "numbers differ, taken from the record's own prompt (a shared template)", sa)
     if rescue:  # not the prompt: a regeneration of the same prompt shares much text and the prompt
         return Decision(wm, "edited copy, watermark slots agree" if wm else "not aligned", sa)
     if d >= STRONG_DISTINCT:

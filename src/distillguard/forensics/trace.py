@@ -239,7 +239,8 @@ def trace_records(
                 if corroborate:
                     keys = wm.keys(m.candidate.entry.org) if wm is not None and m.candidate.entry.org else ()
                     d = decide(m.alignment, None if m.weighted is None else m.weighted.distinct, _prompt_j(m),
-                               m.answer, original, align_rule, keys, ambiguous=m.ambiguous)
+                               m.answer, original, align_rule, keys, ambiguous=m.ambiguous,
+                               record_prompt=m.prompt)
                     m.decision = d
                     if not d.derived:
                         continue
