@@ -7,7 +7,8 @@ import random
 import orjson
 
 from distillguard.detect import evasion
-from distillguard.detect.evasion import PREAMBLE, REWRITES, rewritten_streams
+from distillguard.detect.evasion import CONTINUED, PREAMBLE, REWRITES, rewritten_streams
+from distillguard.detect.features import answer_key
 
 from . import traffic as T
 
@@ -59,3 +60,19 @@ def test_the_command_prints_a_row_per_variant(tmp_path, capsys):
     assert evasion.main(["--traffic", str(traffic), "--labels", str(lab), "--variants", "as-is,question"]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines()[1:] if ln.strip()]
     assert [r.split()[1] for r in rows] == ["as-is", "question"]
+
+
+def test_history_rewrites_make_follow_ups_made_up_or_of_the_accounts_previous_exchange():
+    body = {"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]}
+    h = orjson.loads(orjson.dumps(body))
+    REWRITES["history"](h)
+    assert [m["role"] for m in h["messages"]] == ["system", "user", "assistant", "user"]
+    assert h["messages"][2]["content"].endswith("Q?") and h["messages"][3]["content"] == "Q?"
+    recs, labels = _population()
+    streams = rewritten_streams(recs, labels, ("as-is", CONTINUED))
+    harvest = [r for r in recs if r["org"] == "h"]
+    cont = {f.id: f for _, f in streams[CONTINUED]}
+    first, second = cont[harvest[0]["id"]], cont[harvest[1]["id"]]
+    assert first.turns == 1 and second.turns == 2  # the first request has no previous exchange to continue
+    assert second.prev_key == answer_key(harvest[0]["response"]["text"])  # the answer it was really served
+    assert all(cont[r["id"]].turns == 1 for r in recs if r["org"] == "c" and len(r["request"]["messages"]) == 2)

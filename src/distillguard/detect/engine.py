@@ -29,6 +29,7 @@ from typing import Any
 
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
+from .continuity import ServedAnswers
 from .features import RequestFeatures, extract
 from .model import DEFAULT_TARGET_FPR, FAMILIES, ScoringModel, family, rescale
 from .reasons import example_reasons, feature_reasons, ring_reasons
@@ -87,8 +88,8 @@ class Report:
 class Tracked:
     """An account or one of its sub-streams, with its checkpoint history."""
 
-    __slots__ = ("best", "best_vector", "first_flag", "first_key", "next_cp", "routes", "sharing", "state", "subs",
-                 "thr")
+    __slots__ = ("best", "best_vector", "first_flag", "first_key", "next_cp", "routes", "served", "sharing", "state",
+                 "subs", "thr")
 
     def __init__(self, name: str, thr: float = 0.5) -> None:
         self.state = AccountState(name)
@@ -103,6 +104,7 @@ class Tracked:
         # (accounts) sub-streams that have had every request of the account so far: they share its state object
         # instead of repeating each update (``Detector.consume``), until a request of the account is not theirs.
         self.sharing: list[tuple[str, Tracked]] = []
+        self.served: ServedAnswers | None = None  # (accounts) answers served to the account (``continuity``)
 
     def fork(self, thr: float, checkpoints: tuple[int, ...]) -> Tracked:
         """A copy of this stream so far, that goes on separately (a sub-stream that was identical until now)."""
@@ -207,6 +209,8 @@ class Detector:
             t = orgs.get(org)
             if t is None:
                 t = orgs[org] = Tracked(org, self.threshold)
+                t.served = ServedAnswers()
+            f = t.served.check(f)  # type: ignore[union-attr]
             acc = t.state
             csid = f"c:{f.client}"
             rsid = f"r:{f.route}"

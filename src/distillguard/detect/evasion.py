@@ -4,9 +4,10 @@
 
 Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
 benchmark-like frame, put a fixed preamble or a block of common words before them, add a system prompt, send each
-prompt twice, cap answers at 256 tokens. Benign and evaluation accounts are left as they are, so the benign FPR
-column is the same for every row. A detector that falls apart under one of these is keyed on how prompts are
-dressed, not on what is harvested. Run it on DEV traffic when choosing features; report it on TEST traffic.
+prompt twice, cap answers at 256 tokens, make each request the follow-up of a made-up exchange. Benign and evaluation
+accounts are left as they are, so the benign FPR column is the same for every row. A detector that falls apart
+under one of these is keyed on how prompts are dressed, not on what is harvested. Run it on DEV traffic when
+choosing features; report it on TEST traffic.
 """
 
 from __future__ import annotations
@@ -102,16 +103,44 @@ def stuffed(req: dict[str, Any]) -> None:
         m["content"] = f"Keywords: {block}\n\n{m['content']}"
 
 
+def fake_history(req: dict[str, Any]) -> None:
+    """A made-up earlier exchange before the prompt, its "answer" restating the prompt: the request looks like a
+    follow-up that builds on an answer (multi-turn depth, ``follow_up``), for the price of the extra input tokens."""
+    m = _last_user(req)
+    if m is None:
+        return
+    msgs = req.get("messages") or []
+    i = next(k for k, x in enumerate(msgs) if x is m)
+    req["messages"] = [*msgs[:i], {"role": "user", "content": "Can you help me with something?"},
+                       {"role": "assistant", "content": f"Of course. You would like to know: {m['content'][:1000]}"},
+                       *msgs[i:]]
+
+
 def cap_answers(req: dict[str, Any]) -> None:
     """``max_tokens: 256`` on every request."""
     req["max_tokens"] = 256
 
 
+TWICE = "twice"  # each request sent a second time, identical, right after the first
+CONTINUED = "continued"  # each request continues the account's previous exchange, with a short anaphoric opener
+
+
+def _continue(req: dict[str, Any], last: tuple[str, str] | None) -> None:
+    """Put the account's real previous exchange (``last``: its prompt and the answer it was served) before the
+    prompt, opened with "Also, ": the request passes as a follow-up of an answer the account was served."""
+    m = _last_user(req)
+    if m is None or last is None:
+        return
+    msgs = req.get("messages") or []
+    i = next(k for k, x in enumerate(msgs) if x is m)
+    req["messages"] = [*msgs[:i], {"role": "user", "content": last[0]}, {"role": "assistant", "content": last[1]},
+                       {"role": "user", "content": f"Also, {m['content']}"}, *msgs[i + 1:]]
+
+
 REWRITES: dict[str, Rewrite | None] = {
     "as-is": None, "question": question_frame, "preamble": preamble, "system": system_prompt, "twice": None,
-    "cap256": cap_answers, "stuffed": stuffed,
+    "cap256": cap_answers, "stuffed": stuffed, "history": fake_history, CONTINUED: None,
 }
-TWICE = "twice"  # each request sent a second time, identical, right after the first
 
 
 def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[str, Any]],
@@ -120,6 +149,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
     """Per variant, the features of every labelled record, distillation accounts' requests rewritten."""
     names = list(variants)
     streams: dict[str, list[tuple[str, RequestFeatures]]] = {v: [] for v in names}
+    last: dict[str, tuple[str, str]] = {}  # (CONTINUED) per account, its previous prompt and answer
     for rec in records:
         org = rec.get("org")
         lab = labels.get(str(org))
@@ -128,6 +158,17 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
         plain = extract(rec, bench)
         for v in names:
             fn = REWRITES[v]
+            if v == CONTINUED and lab.get("label") == "distillation":
+                r = copy.deepcopy(rec)
+                req = r.get("request")
+                if isinstance(req, dict):
+                    m = _last_user(req)
+                    _continue(req, last.get(str(org)))
+                    answer = (r.get("response") or {}).get("text")
+                    if m is not None and isinstance(answer, str) and answer:
+                        last[str(org)] = (m["content"].removeprefix("Also, "), answer)
+                streams[v].append((org, extract(r, bench)))
+                continue
             if lab.get("label") != "distillation" or fn is None:
                 streams[v].append((org, plain))
                 if v == TWICE and lab.get("label") == "distillation":

@@ -61,6 +61,8 @@ class RequestFeatures:
     client: int = 0  # client-program fingerprint: user agent, model, system prompt skeleton, which params are set
     route: int = 0  # coarser: model and system prompt skeleton only
     novelty: float = -1.0  # share of the answer's word pairs not in the prompt (-1: not measured)
+    answer_key: int = 0  # ``answer_key`` of the response's text (0: none)
+    prev_key: int = 0  # ``answer_key`` of the history's last assistant turn (0: none)
 
 
     def has(self, marker: str) -> bool:
@@ -169,6 +171,19 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     return sum(1 for p in pairs if p not in text) / len(pairs)
 
 
+_NOT_ALNUM = bytes(b for b in range(128) if not (48 <= b <= 57 or 97 <= b <= 122))  # ASCII bytes a key ignores
+
+
+def answer_key(text: str | None) -> int:
+    """A hash of an answer's head (its first 240 letters, digits and non-ASCII bytes, lower-cased), equal for the
+    answer as served and as a client sends it back in a conversation's history after re-wrapping whitespace or
+    stripping markdown (``continuity``). 0 for no text."""
+    if not text:
+        return 0
+    head = text[:600].lower().encode("utf-8", "surrogatepass").translate(None, _NOT_ALNUM)[:240]
+    return (zlib.crc32(head) or 1) if head else 0
+
+
 TAIL_FROM = 1000  # prompts longer than this have their tail's markers read as well
 TAIL_CHARS = 300
 
@@ -245,6 +260,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         route=route,
         novelty=(answer_novelty(answer, prompt, view.system)
                  if isinstance(answer, str) and not prompt_hash & NOVELTY_SAMPLE_MASK else -1.0),
+        answer_key=answer_key(answer) if isinstance(answer, str) else 0,
+        prev_key=answer_key(view.prev_answer) if turns >= 2 else 0,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
+from .continuity import ServedAnswers
 from .engine import CHECKPOINTS, EVAL_PROBABILITY, SUB_CHECKPOINTS, SUB_MAX_SHARE, templated, unshare
 from .features import RequestFeatures, extract
 from .model import DEFAULT_TARGET_FPR, FAMILIES, ScoringModel, family, rescale
@@ -51,6 +52,7 @@ class _Account:
     previous: _Window | None = None
     total: int = 0
     updated: float = 0.0
+    served: ServedAnswers = field(default_factory=ServedAnswers)  # answers served to the account (``continuity``)
 
 
 class OnlineDetector:
@@ -102,6 +104,7 @@ class OnlineDetector:
             acc = self._accounts[org] = _Account(_Window(AccountState(org)))
         acc.total += 1
         acc.updated = f.ts or time.time()
+        f = acc.served.check(f)
         w = acc.current
         csid, rsid = f"c:{f.client}", f"r:{f.route}"
         for sid, _ in w.sharing:
