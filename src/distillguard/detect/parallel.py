@@ -63,6 +63,7 @@ def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int
     results = det.verdicts(orgs, keys)
     for t in orgs.values():
         t.sharing = []  # references to sub-streams, done with
+        t.served = None  # answers served (``continuity``): needed only while consuming
     return orgs, results, n
 
 
