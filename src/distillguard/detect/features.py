@@ -171,16 +171,17 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     return sum(1 for p in pairs if p not in text) / len(pairs)
 
 
-_NOT_ALNUM = bytes(b for b in range(128) if not (48 <= b <= 57 or 97 <= b <= 122))  # ASCII bytes a key ignores
+_KEY_LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+_KEY_DROP = bytes(b for b in range(128) if not (48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122))  # ASCII non-alnum
 
 
 def answer_key(text: str | None) -> int:
-    """A hash of an answer's head (its first 240 letters, digits and non-ASCII bytes, lower-cased), equal for the
-    answer as served and as a client sends it back in a conversation's history after re-wrapping whitespace or
-    stripping markdown (``continuity``). 0 for no text."""
+    """A hash of an answer's head: of its first 400 characters, the first 200 ASCII letters (lower-cased), digits
+    and non-ASCII bytes. Equal for the answer as served and as a client sends it back in a conversation's history
+    after re-wrapping whitespace or stripping markdown (``continuity``). 0 for no text."""
     if not text:
         return 0
-    head = text[:600].lower().encode("utf-8", "surrogatepass").translate(None, _NOT_ALNUM)[:240]
+    head = text[:400].encode("utf-8", "surrogatepass").translate(_KEY_LOWER, _KEY_DROP)[:200]
     return (zlib.crc32(head) or 1) if head else 0
 
 
