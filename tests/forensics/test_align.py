@@ -48,3 +48,18 @@ def test_prompt_shingles_are_not_novel_and_empty_text_is_no_copy():
     with_prompt, without = align(answer, answer, prompt), align(answer, answer)
     assert with_prompt.novel < without.novel
     assert not align("", ORIGINAL).copied() and not align(ORIGINAL, "").copied()
+
+
+def test_a_copy_with_reordered_sentences_is_a_copy_and_a_shuffled_other_answer_is_not():
+    sentences = ORIGINAL.split(". ")
+    reordered = ". ".join([sentences[1], sentences[0]])
+    al = align(reordered, ORIGINAL)
+    assert al.copied(), al  # in order alone, only one of the two sentences aligned
+    assert al.gaps == 0.0 and al.blocks == 1.0
+    # moved passages must be long: scattered common phrases of an independent answer do not add up to a copy
+    other = ("Wait two minutes before you open the page. The lights blink on the back when the router is ready, "
+             "and your provider may ask for the serial number printed on the label of the box it came in.")
+    assert not align(other, ORIGINAL).copied()
+    # a stored passage is used once: the same sentence pasted twice is not aligned twice
+    twice = sentences[0] + ". " + sentences[0] + ". " + sentences[0]
+    assert align(twice, ORIGINAL).gaps > 0.5

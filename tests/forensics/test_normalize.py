@@ -1,4 +1,4 @@
-from distillguard.forensics.normalize import shingles, tokens
+from distillguard.forensics.normalize import fold, shingles, tokens
 
 
 def test_presidio_placeholders_and_fake_values_normalise_like_the_original():
@@ -30,3 +30,28 @@ def test_shingles():
     assert shingles(["a", "b", "c", "d"], 3) == {"a b c", "b c d"}
     assert shingles(["a"], 3) == {"a"}
     assert shingles([], 3) == set()
+
+
+def test_free_unicode_disguises_fold_to_the_original_tokens():
+    original = "The mitochondria is the powerhouse of the cell, and it makes most of the energy."
+    lookalikes = original.translate(str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "T": "Т"}))
+    invisible = original.replace(" ", " \u200b").replace("power", "pow\u00ader")
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in original)
+    accents = original.replace("o", "o\u0301").replace("e", "e\u0308")
+    for disguised in (lookalikes, invisible, fullwidth, accents):
+        assert disguised != original
+        assert tokens(disguised) == tokens(original), disguised
+    assert fold(original) is original  # ASCII text is not touched
+
+
+def test_folding_keeps_other_scripts_apart_and_matching_themselves():
+    ru, ru2 = "Столица Франции - Париж, самый большой город страны.", "Москва - столица России и её крупнейший город."
+    assert tokens(ru) == tokens(ru) and tokens(ru) != tokens(ru2)
+    assert len(set(tokens(ru)) & set(tokens(ru2))) <= 2  # only the shared words ("столица", "город")
+    assert tokens("北京是中国的首都") == ["北", "京", "是", "中", "国", "的", "首", "都"]
+
+
+def test_all_capitals_read_like_lower_case():
+    text = "Please ask Maria Lopez, our manager, before you change the settings."
+    assert tokens(text.upper()) == tokens(text.lower())
+    assert "§" not in tokens(text.upper())  # no word of an all-capitals text is taken for a name

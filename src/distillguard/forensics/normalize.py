@@ -6,11 +6,18 @@ PII-like span (email, URL, phone, number, capitalised name, placeholder) becomes
 runs of masks collapse, so ``"Call John Smith at 555-0100"`` and ``"Call <PERSON> at <PHONE_NUMBER>"``
 normalise to the same tokens. Formatting is dropped by tokenising on word characters; CJK text is
 tokenised per character (it has no spaces).
+
+Unicode tricks that cost an adversary nothing and leave the text readable are folded away first (``fold``):
+invisible characters (zero-width spaces and joiners, soft hyphens, direction marks), combining accents
+sprinkled over letters, compatibility forms (fullwidth letters, mathematical alphanumerics, ligatures) and
+Cyrillic or Greek letters that look like Latin ones. Before folding, 30% of letters swapped for lookalikes, or
+a zero-width space after about one letter in five, took trace's recall on such copies to ~0.02.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MASK = "\u00a7"  # one token for every PII-like span
 _M = f" {MASK} "
@@ -44,6 +51,43 @@ _MASK_RUN = re.compile(rf"{MASK}(?:[\W_]*{MASK})+")  # masks with no token betwe
 _PLACEHOLDER_TRIGGERS = ("<", "[", "{{", "***", "###", "XXX", "xxxx", "\u2588")
 
 
+# Format characters (category Cf) that render as nothing, and the combining diacritical marks block
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+                        "\ufeff\u0300-\u036f]+")
+# Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables for the Latin alphabet, the common part)
+_LOOKALIKES = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "і": "i", "ї": "i", "ј": "j", "к": "k", "м": "m", "н": "h", "о": "o",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "ԁ": "d", "һ": "h", "ԛ": "q", "ԝ": "w", "ӏ": "l",
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "І": "I", "Ј": "J", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
+    "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "Ԛ": "Q", "Ԝ": "W",
+    "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
+    "Τ": "T", "Υ": "Y", "Χ": "X", "ı": "i", "ȷ": "j", "ɡ": "g", "ɑ": "a",
+}
+_LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
+_LOOKALIKE = re.compile("[" + "".join(sorted(set(_LOOKALIKES))) + "]")
+
+
+def fold(text: str) -> str:
+    """``text`` without invisible characters and combining accents, in NFKC form, with Latin lookalikes made Latin.
+
+    The same for a stored answer and for its copy dressed in any of these, so both give the same tokens (genuine
+    Russian or Greek text is folded the same way on both sides, so it still matches itself). Each step runs only
+    when the text has something for it; ASCII text is returned as is.
+    """
+    if text.isascii():
+        return text
+    if _INVISIBLE.search(text):
+        text = _INVISIBLE.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+        if _INVISIBLE.search(text):  # compatibility forms can decompose into combining marks
+            text = _INVISIBLE.sub("", text)
+    if _LOOKALIKE.search(text):
+        text = text.translate(_LOOKALIKE_TABLE)
+    return text
+
+
 def mask_pii(text: str) -> str:
     """The text with every PII-like span replaced by the mask token."""
     if any(t in text for t in _PLACEHOLDER_TRIGGERS):
@@ -63,9 +107,13 @@ def mask_pii(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Normalised tokens: PII masked, lowercased, markup dropped, repeated masks collapsed."""
+    """Normalised tokens: Unicode tricks folded, PII masked, lowercased, markup dropped, repeated masks collapsed."""
+    if not text.isascii():
+        text = fold(text)
     if "```" in text:
         text = _CODE_FENCE.sub(" ", text)
+    if text.isupper():  # all capitals: capitalisation says nothing about names, read it as lower-case text
+        text = text.lower()
     masked = mask_pii(text).lower()
     if MASK in masked:
         masked = _MASK_RUN.sub(MASK, masked)
