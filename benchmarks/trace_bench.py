@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import reference_row  # benchmarks/ is on sys.path when a script in it runs
+
 _WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima",
           "mike", "november", "oscar", "papa"]
 N_ORGS = 50
@@ -293,6 +295,7 @@ def main() -> None:
     tr = _run("trace", argv + ["--dataset", str(ds)])
     load = os.getloadavg()
     print("| measure | value |\n|---|---|")
+    print("| {} | {} |".format(*reference_row()))
     print(f"| index backend | {'redis' if args.redis else 'disk (memory-mapped)'} |")
     print(f"| stored outputs indexed | {tr['index']} |")
     if built:
