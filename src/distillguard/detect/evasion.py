@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ..choices import comma_list
 from ..sim import metrics as M
 from .bench import BenchmarkIndex, default_index
 from .engine import Detector
@@ -199,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=[], help="model file(s); default: the shipped model")
     ap.add_argument("--variants", default=",".join(REWRITES), help=f"comma-separated, of: {', '.join(REWRITES)}")
     a = ap.parse_args(argv)
-    variants = [v for v in a.variants.split(",") if v]
-    unknown = sorted(set(variants) - set(REWRITES))
-    if unknown:
-        ap.error(f"unknown variant(s): {', '.join(unknown)}")
+    variants = comma_list(ap, a.variants, REWRITES, "variant")
     labels = {str(k): dict(v) for k, v in read_labels(a.labels).items()}
     models = {Path(p).name: ScoringModel.load(p) for p in a.model} or {"shipped": ScoringModel.load()}
     if "stuffed" in variants:

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..choices import comma_list
 from .evaluate import SHARED_DATA, build_case, load_points
 from .formats import DatasetRecord
 from .index import Output, OutputIndex
@@ -114,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--transforms", default=",".join(TRANSFORMS), help=f"comma-separated, of: {', '.join(TRANSFORMS)}")
     a = ap.parse_args(argv)
-    names = [t for t in a.transforms.split(",") if t]
-    unknown = sorted(set(names) - set(TRANSFORMS))
-    if unknown:
-        ap.error(f"unknown transform(s): {', '.join(unknown)}")
+    names = comma_list(ap, a.transforms, TRANSFORMS, "transform")
     res = robustness(a.split, a.seed, a.sample, a.corpus, names)
     print(f"{'transform':<14}{'recall':>8}")
     for name, recall in res.items():
