@@ -14,8 +14,9 @@ it once), so replaying one real answer before every prompt earns nothing either.
 only loses its lowering: it never counts for distillation.
 
 Limits: an account keeps its last ``MAX_KEYS`` served answers; a follow-up to an older answer, or to one served
-to another account (a conversation moved between organisations), is not credited. Traffic must come in time
-order per account, as the ledger and ``distillguard detect`` provide it.
+to another account (a conversation moved between organisations), is not credited; nor is continuing one choice of
+an ``n > 1`` answer, which the ledger keeps joined, unless it is the first and at least as long as the key's head.
+Traffic must come in time order per account, as the ledger and ``distillguard detect`` provide it.
 """
 
 from __future__ import annotations
