@@ -5,10 +5,10 @@ GSM = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every mo
        "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg.")
 
 
-def rec(messages, **params):
+def rec(messages, answer="ok", **params):
     return {"id": "req_1", "ts": 10.0, "org": "org_a", "key": "key_1", "ip": "203.0.113.7", "user_agent": "ua",
             "request": {"model": "m", "messages": messages, **params},
-            "response": {"status": 200, "text": "ok"}, "usage": {"prompt_tokens": 12, "completion_tokens": 300}}
+            "response": {"status": 200, "text": answer}, "usage": {"prompt_tokens": 12, "completion_tokens": 300}}
 
 
 def test_parameters_and_lengths():
@@ -21,7 +21,8 @@ def test_parameters_and_lengths():
 def test_multi_turn_follow_up():
     f = extract(rec([{"role": "user", "content": "How do I sort a list in Python?"},
                      {"role": "assistant", "content": "Use sorted(xs) or xs.sort(); sorted returns a new list."},
-                     {"role": "user", "content": "what's the difference between sorted and sort again?"}]))
+                     {"role": "user", "content": "what's the difference between sorted and sort again?"}],
+                 answer="sorted returns a new list and leaves xs alone; xs.sort() sorts the list in place."))
     assert f.turns == 2 and f.follow_up
 
 

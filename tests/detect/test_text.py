@@ -52,3 +52,14 @@ def test_follow_up_builds_on_answer():
     assert not builds_on_answer("write a sonnet about the ocean in iambic pentameter, fourteen lines long, "
                                 "with a volta at line nine and a rhyming couplet to close " * 3, answer)
     assert not builds_on_answer("anything", "")
+
+
+def test_a_follow_up_counts_only_when_the_new_answer_continues_the_previous_one():
+    prev = "Use a binary heap: push is O(log n) and pop returns the smallest element of the heap."
+    elaboration = "A heap push appends the element and sifts it up; each swap halves the distance to the root, so push " \
+                  "takes O(log n) steps, and pop moves the last element to the root and sifts it down."
+    unrelated = "The French Revolution began in 1789 with the storming of the Bastille and ended the monarchy."
+    assert builds_on_answer("also, why is that?", prev, elaboration)
+    assert not builds_on_answer("also, why is that?", prev, unrelated)  # "Also, ..." before a new question
+    assert builds_on_answer("also, why is that?", prev)  # no answer at hand: the prompt alone decides
+    assert builds_on_answer("also, why is that?", prev, "42")  # an answer without content words is not held against it

@@ -181,8 +181,12 @@ SIGN_PRIOR: dict[str, int] = {
 # ``long_max_tokens`` and ``n_multi`` (may only raise) are still weighted: bound to 0 as well, the retrained model
 # missed the hand-built harvesters of tests/detect (score 0.92 against 0.97). So a harvester that leaves
 # ``max_tokens`` unset loses that raise: a known weakness (docs/adr/0007-detection.md).
+# ``single_shot`` (the share of single-turn requests) joined them when follow-ups began to need an answer that
+# continues the previous one: retrained, the model gave it +0.69, and a made-up earlier exchange before every
+# prompt (free: ``detect.evasion``'s ``history``) then took the flagged share of dev harvesters from 0.94 to 0.79.
 NOT_FOR_DISTILLATION: frozenset[str] = frozenset((
     "temp0", "prompt_len", "log_completion", "short_max_tokens", "dup_prompt", "m_answer_format", "system_share",
+    "single_shot",
 ))
 FIXED_ZERO = 2  # a "sign" for _constrained_logistic: the weight is bound to 0
 # Features that count only above their training mean (below it, their standardised value is 0): evidence one way

@@ -311,15 +311,28 @@ def words(lower_text: str, limit: int = 64) -> list[str]:
     return [w for w in _WORD.findall(lower_text[: limit * 12]) if w not in STOPWORDS][:limit]
 
 
-def builds_on_answer(prompt_lower: str, prev_answer: str) -> bool:
-    """Whether a follow-up turn refers to the previous answer (shared words, or a short anaphoric follow-up)."""
+ANSWER_CONTINUES = 0.1  # share of the new answer's first content words found in the previous answer (chosen on dev)
+
+
+def builds_on_answer(prompt_lower: str, prev_answer: str, answer: str | None = None) -> bool:
+    """Whether a follow-up turn refers to the previous answer (shared words, or a short anaphoric follow-up) and,
+    given the new ``answer``, whether that answer continues the previous one.
+
+    The prompt side alone costs a client nothing to fake: "Also, " before an unrelated question is a short
+    anaphoric follow-up. The answer is the model's, not the client's: an elaboration, a correction or a next step
+    reuses the previous answer's words (at least ``ANSWER_CONTINUES`` of its first 60 content words), an answer to
+    a new question does not. An answer without content words (a bare number, code alone) is not held against it.
+    """
     if not prev_answer:
         return False
+    aw = set(words(prev_answer[:2000].lower(), 300))
+    if answer is not None:
+        nw = words(answer[:1000].lower(), 60)
+        if nw and sum(1 for w in nw if w in aw) < ANSWER_CONTINUES * len(nw):
+            return False
     pw = set(words(prompt_lower, 40))
-    if pw:
-        aw = set(words(prev_answer[:2000].lower(), 300))
-        if len(pw & aw) / len(pw) >= 0.2:
-            return True
+    if pw and len(pw & aw) / len(pw) >= 0.2:
+        return True
     return len(prompt_lower) < 300 and bool(_FOLLOW_UP.search(prompt_lower))
 
 
