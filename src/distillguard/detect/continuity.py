@@ -26,7 +26,8 @@ import dataclasses
 from .features import RequestFeatures
 
 CREDITS = 2  # follow-ups one served answer can back
-MAX_KEYS = 65_536  # served answers remembered per account (oldest forgotten first)
+MAX_KEYS = 8192  # served answers remembered per account, oldest forgotten first (~0.6 MB when full; 65,536 would
+# be ~4.7 MB, too much for an online detector holding thousands of busy accounts)
 
 
 class ServedAnswers:
