@@ -63,3 +63,15 @@ def test_a_copy_with_reordered_sentences_is_a_copy_and_a_shuffled_other_answer_i
     # a stored passage is used once: the same sentence pasted twice is not aligned twice
     twice = sentences[0] + ". " + sentences[0] + ". " + sentences[0]
     assert align(twice, ORIGINAL).gaps > 0.5
+
+
+def test_omitted_counts_stored_text_left_out_inside_the_copied_stretch_not_a_cut_tail():
+    rng = random.Random(5)
+    cut = truncate(ORIGINAL, rng, 0.5, 0.6)  # the tail is cut: outside the copied stretch
+    assert align(cut, ORIGINAL).omitted == 0.0
+    # the record keeps the frame but skips a phrase of the stored answer in the middle
+    skipped = ORIGINAL.replace("reconnect with the default password printed on the label, and ", "")
+    al = align(skipped, ORIGINAL)
+    assert al.gaps == 0.0  # every token of the record is in the stored answer ...
+    assert 0.15 < al.omitted < 0.3  # ... but a fifth of the stretch it spans is not in the record
+    assert align(ORIGINAL, ORIGINAL).omitted == 0.0 and align("", ORIGINAL).omitted == 1.0

@@ -59,6 +59,14 @@ def test_decide_needs_corroboration_for_short_matches_and_vetoes_disagreeing_slo
     assert not decide(al, 8.0, None, edited, short, rule).derived  # short, not exact, nothing else
     assert decide(al, 8.0, 0.95, edited, short, rule).derived  # the prompt matches
     assert decide(align(short, short), 8.0, None, short, short, rule).derived  # near-exact copy
+    # the same frame with the stored answer's own words left out (an independent canonical snippet): not exact
+    stored = ("You can find information about the SpaceX Crew Dragon mission by utilizing the search tool: "
+              "search('SpaceX Crew Dragon mission')")
+    frame = "You can find information about the SpaceX Crew Dragon mission: search('SpaceX Crew Dragon mission')"
+    al = align(frame, stored)
+    assert al.copied(*rule) and al.gaps == 0.0 and al.omitted > 0.1
+    assert not decide(al, 8.0, None, frame, stored, rule).derived
+    assert decide(al, 8.0, 0.95, frame, stored, rule).derived  # the prompt corroborates it
     assert decide(al, 80.0, None, edited, short, rule).derived  # enough distinctive text on its own
     # an independently written, lightly different version of a marked answer: its slots disagree with the
     # marked variants, so it is rejected even though it is long and aligns as a copy

@@ -13,6 +13,9 @@ its own. On normalised tokens (PII masked, see :mod:`.normalize`) this module me
   whose sentences, list items or functions were reordered: in order alone, such a copy aligned only one
   ordered part, and trace found 0.19 of copies with shuffled sentences);
 - ``gaps``: the share of the record's tokens that align with nothing;
+- ``omitted``: the share of the stored answer's tokens, inside the stretch the record copies (first to last
+  aligned token), that the record leaves out: a copy drops a word here and there (or cuts the tail, outside the
+  stretch), an independent answer that shares the frame skips the stored answer's own phrases and identifiers;
 - ``novel``: shared shingles that the record's own prompt does not already imply (for the report).
 """
 
@@ -39,6 +42,7 @@ class Alignment:
     blocks: float  # share of record tokens in aligned runs of >= MIN_RUN tokens
     gaps: float  # share of record tokens aligned with nothing
     novel: int  # shared 3-shingles not present in the record's prompt
+    omitted: float = 0.0  # share of stored tokens between the first and last aligned one that the record lacks
 
     def copied(self, max_gaps: float = MAX_GAPS, min_blocks: float = MIN_BLOCKS) -> bool:
         """A copy with local edits (True), or an answer with text of its own (False)."""
@@ -50,24 +54,26 @@ def align(answer: str, original: str, prompt: str = "", answer_tokens: list[str]
     a = (tokens(answer) if answer_tokens is None else answer_tokens)[:MAX_TOKENS]
     b = tokens(original)[:MAX_TOKENS]
     if not a or not b:
-        return Alignment(len(a), 0.0, 1.0, 0)
+        return Alignment(len(a), 0.0, 1.0, 0, 1.0)
     sm = SequenceMatcher(None, a, b, autojunk=False)
     matched = [(i, j, n) for i, j, n in sm.get_matching_blocks() if n]
     runs = [(i, j, n) for i, j, n in matched if n >= MIN_RUN]
     if len(a) - sum(n for _, _, n in matched) >= MOVED_RUN:
         runs += _tiles(sm, len(a), len(b), runs)
-    covered = bytearray(len(a))
-    for i, _, n in runs:
-        covered[i:i + n] = b"\x01" * n
+    covered, used = bytearray(len(a)), bytearray(len(b))
+    for i, j, n in runs:
+        covered[i:i + n] = used[j:j + n] = b"\x01" * n
     in_runs = covered.count(1)
-    for i, _, n in matched:
+    for i, j, n in matched:
         if n < MIN_RUN:  # a short match in order still aligns its tokens
-            covered[i:i + n] = b"\x01" * n
+            covered[i:i + n] = used[j:j + n] = b"\x01" * n
     aligned = covered.count(1)
+    first, last = used.find(1), used.rfind(1)
+    omitted = (last - first + 1 - used.count(1)) / (last - first + 1) if first >= 0 else 1.0
     n = len(a)
     shared = shingles(a) & shingles(b)
     novel = len(shared - shingles(tokens(prompt))) if prompt else len(shared)
-    return Alignment(n, in_runs / n, (n - aligned) / n, novel)
+    return Alignment(n, in_runs / n, (n - aligned) / n, novel, omitted)
 
 
 def _free(size: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

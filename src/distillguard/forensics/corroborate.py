@@ -6,7 +6,8 @@ independently almost word for word, so the text match needs corroboration by an 
 
 - ``distinct``: weighted shared shingles (common text counts for less, :mod:`.weights`); from
   ``STRONG_DISTINCT`` up the text carries enough information on its own;
-- a near-exact copy (few unaligned tokens, nearly all in runs): independent answers differ in details;
+- a near-exact copy (few unaligned tokens, nearly all in runs, and little of the stored text inside the copied
+  stretch left out): independent answers differ in details;
 - the prompt: the record's prompt matches the stored request's prompt;
 - watermark slots: the gateway writes keyed variants into every answer, so at the lexicon slots that
   the record shares with the stored answer (same context word, same alternation set) a copy has the
@@ -36,7 +37,7 @@ from functools import lru_cache
 from typing import Any
 
 STRONG_DISTINCT = 30.0  # weighted shared shingles from which the text match stands alone
-EXACT_GAPS, EXACT_BLOCKS = 0.06, 0.9  # a near-exact copy
+EXACT_GAPS, EXACT_BLOCKS, EXACT_OMITTED = 0.06, 0.9, 0.1  # a near-exact copy
 PROMPT_AGREE = 0.9  # prompt Jaccard (MinHash estimate) that corroborates a match
 WM_AGREE = 3  # shared watermark slots, all agreeing, that corroborate a match
 WM_VETO = 2  # shared watermark slots disagreeing that reject a match
@@ -132,7 +133,8 @@ def decide(alignment: Any, distinct: float | None, prompt_j: float | None, recor
     if not aligned and not rescue:
         return Decision(False, "not aligned")
     d = math.inf if distinct is None else distinct
-    exact = alignment.gaps <= EXACT_GAPS and alignment.blocks >= EXACT_BLOCKS
+    exact = (alignment.gaps <= EXACT_GAPS and alignment.blocks >= EXACT_BLOCKS
+             and alignment.omitted <= EXACT_OMITTED)
     if aligned and exact and d >= STRONG_DISTINCT:
         return Decision(True, "strong near-exact copy")
     sa = slot_agreement(record, stored, keys) if keys else SlotAgreement(0, 0, False)

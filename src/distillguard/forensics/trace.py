@@ -269,7 +269,8 @@ def trace_records(
                 m.evidence.insert(1, f"distinctive {m.weighted.distinct:.0f} shingles, weight {min(1.0, m.weighted.factor):.2f}")
             if m.alignment is not None:
                 al = m.alignment
-                m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, {al.novel} novel shingles")
+                m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, "
+                                       f"{al.omitted:.0%} of the stored stretch left out, {al.novel} novel shingles")
             if m.decision is not None:
                 sa = m.decision.slots
                 slots = f"; watermark slots {sa.agree}/{sa.shared} agree" if sa is not None and sa.shared else ""
