@@ -67,6 +67,15 @@ def test_decide_needs_corroboration_for_short_matches_and_vetoes_disagreeing_slo
     assert al.copied(*rule) and al.gaps == 0.0 and al.omitted > 0.1
     assert not decide(al, 8.0, None, frame, stored, rule).derived
     assert decide(al, 8.0, 0.95, frame, stored, rule).derived  # the prompt corroborates it
+    # a short record that shares the stored answer's opening and closing but leaves out what lies between:
+    # a frame, not a text, and a matching prompt does not make it one
+    stored = ("1+1 is equal to 2. This is a basic arithmetic principle that holds true no matter what context "
+              "you're using it in. Is there anything else you would like to know?")
+    frame = "2+2 is 4. Is there anything else you would like to know?"
+    al = align(frame, stored)
+    assert al.copied(*rule) and al.omitted > 0.5
+    d = decide(al, 6.0, 1.0, frame, stored, rule)
+    assert not d.derived and "frame" in d.reason
     assert decide(al, 80.0, None, edited, short, rule).derived  # enough distinctive text on its own
     # an independently written, lightly different version of a marked answer: its slots disagree with the
     # marked variants, so it is rejected even though it is long and aligns as a copy

@@ -19,6 +19,9 @@ independently almost word for word, so the text match needs corroboration by an 
   text), so the slots count only when every slot of the stored answer has its org's keyed variant
   (with the watermark's public ``positions`` and the org's keys; without keys they are not used).
 
+A short match that leaves out more than ``SHORT_OMITTED`` of the stored text inside the stretch it spans ("2+2 is
+4. Is there anything else ...?" against a stored "1+1 is equal to 2. This is a basic ... Is there anything else
+...?") shares a frame, not a text: the prompt alone does not attribute it.
 A record whose prompt is present but does not match is not vetoed: adversaries rewrite instructions.
 But a record whose answer differs from the stored one in numbers that its own prompt supplies (``renumbered``:
 "the area of a circle with radius 10 is ..." against a stored "... radius 7 ...") is the same template answered
@@ -38,6 +41,7 @@ from typing import Any
 
 STRONG_DISTINCT = 30.0  # weighted shared shingles from which the text match stands alone
 EXACT_GAPS, EXACT_BLOCKS, EXACT_OMITTED = 0.06, 0.9, 0.1  # a near-exact copy
+SHORT_OMITTED = 0.3  # a short match that leaves out more of the stored stretch shares a frame, not a text
 PROMPT_AGREE = 0.9  # prompt Jaccard (MinHash estimate) that corroborates a match
 WM_AGREE = 3  # shared watermark slots, all agreeing, that corroborate a match
 WM_VETO = 2  # shared watermark slots disagreeing that reject a match
@@ -149,6 +153,8 @@ def decide(alignment: Any, distinct: float | None, prompt_j: float | None, recor
         return Decision(wm, "edited copy, watermark slots agree" if wm else "not aligned", sa)
     if d >= STRONG_DISTINCT:
         return Decision(True, "strong copy", sa)
+    if alignment.omitted > SHORT_OMITTED and not wm:
+        return Decision(False, "short match that leaves out most of the stored text (a shared frame)", sa)
     if exact:
         return Decision(True, "short near-exact copy", sa)
     if prompt_j is not None and prompt_j >= PROMPT_AGREE:
