@@ -183,14 +183,38 @@ def dataset(args: argparse.Namespace) -> None:
             k = rng.randrange(min(len(stored), args.index_size))
             p, a = stored[k]
             obj, _ = transform(p, wm.apply(a, _org(k)) if wm else a, rng)
+            objs.append((obj, _org(k)))
         else:
             p, a = other[i % len(other)]
-            obj = {"instruction": p, "output": a if i < len(other) else _unique(rng, a)}
-        objs.append(obj)
+            objs.append(({"instruction": p, "output": a if i < len(other) else _unique(rng, a)}, None))
     rng.shuffle(objs)
     with open(args.dataset, "w") as f:
-        f.writelines(json.dumps(obj) + "\n" for obj in objs)
+        f.writelines(json.dumps(obj) + "\n" for obj, _ in objs)
+    Path(_labels_path(args.dataset)).write_text(json.dumps([org for _, org in objs]))
     print(json.dumps({"dataset": args.dataset}))
+
+
+def _labels_path(dataset: str) -> str:
+    """Where the dataset phase writes, per record in file order, the org of a planted copy (null otherwise)."""
+    return dataset + ".labels.json"
+
+
+def _found(res: dict, dataset: str, records: list) -> dict | None:
+    """Planted copies found (and with their org; and of those with at least 20 tokens, the length from which
+    trace-eval counts a copy as attributable), and other records matched, from the labels sidecar."""
+    from distillguard.forensics.normalize import tokens
+
+    path = Path(_labels_path(dataset))
+    if not path.is_file():
+        return None
+    labels = json.loads(path.read_text())
+    rows = res["records"]
+    planted = [(r, org, rec) for r, org, rec in zip(rows, labels, records) if org is not None]
+    long = [r for r, _, rec in planted if len(tokens(rec.answer)) >= 20]
+    return {"planted": len(planted), "found": sum(1 for r, _, _ in planted if r["derived"]),
+            "found_org": sum(1 for r, org, _ in planted if r["derived"] and r["org"] == org),
+            "long": len(long), "long_found": sum(1 for r in long if r["derived"]),
+            "other_matched": sum(1 for r, org in zip(rows, labels) if org is None and r["derived"])}
 
 
 def trace(args: argparse.Namespace) -> None:
@@ -226,7 +250,7 @@ def trace(args: argparse.Namespace) -> None:
     print(json.dumps({"open_s": open_s, "read_s": read_s, "trace_s": trace_s, "records": len(records),
                       "derived": res["summary"]["derived"], "index": size, "trace_rss_mb": rss_mb(),
                       "trace_cpu_s": trace_cpu, "mem_mb": mem, "redis_mb": redis_mb,
-                      "redis_cpu_s": redis_cpu}))
+                      "redis_cpu_s": redis_cpu, "found": _found(res, args.dataset, records)}))
 
 
 def _run(phase: str, argv: list[str]) -> dict:
@@ -290,7 +314,7 @@ def main() -> None:
     if args.rebuild or _have(args) != args.index_size:
         built = _run("build", argv)
     ds = Path(args.index_dir) / f"dataset-{args.dataset_size}.jsonl"
-    if not ds.is_file():
+    if not ds.is_file() or not Path(_labels_path(str(ds))).is_file():
         _run("dataset", argv + ["--dataset", str(ds)])
     tr = _run("trace", argv + ["--dataset", str(ds)])
     load = os.getloadavg()
@@ -322,7 +346,16 @@ def main() -> None:
         print(f"| Redis used_memory after the trace (whole server) | {tr['redis_mb']:.0f} MB |")
     if args.keep and args.store == "redis":
         print(f"| Redis keys kept under | {args.redis_prefix} |")
-    print(f"| derived found | {tr['derived']} (of {args.dataset_size // 10} planted) |")
+    f = tr.get("found")
+    if f:
+        print(f"| planted copies found | {f['found']} of {f['planted']} ({f['found'] / max(1, f['planted']):.3f}); "
+              f"with their org: {f['found_org']} |")
+        print(f"| planted copies of 20+ tokens found | {f['long_found']} of {f['long']} "
+              f"({f['long_found'] / max(1, f['long']):.3f}; shorter ones are rarely attributable by text) |")
+        print(f"| other records matched | {f['other_matched']} (the other pool is from the same corpus: some share "
+              f"an answer with a stored output; trace-eval measures precision) |")
+    else:
+        print(f"| derived found | {tr['derived']} (of {args.dataset_size // 10} planted) |")
     print(f"| load average after (1/5/15 min) | {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} |")
 
 
