@@ -1,4 +1,4 @@
-from distillguard.forensics.normalize import fold, shingles, tokens
+from distillguard.forensics.normalize import caseless, fold, name_words, recase, shingles, tokens
 
 
 def test_presidio_placeholders_and_fake_values_normalise_like_the_original():
@@ -55,3 +55,21 @@ def test_all_capitals_read_like_lower_case():
     text = "Please ask Maria Lopez, our manager, before you change the settings."
     assert tokens(text.upper()) == tokens(text.lower())
     assert "§" not in tokens(text.upper())  # no word of an all-capitals text is taken for a name
+
+
+def test_a_caseless_copy_recased_with_its_sources_names_normalises_like_the_source():
+    source = ("The Federal Reserve's policy has had an impact on inequality in the United States. "
+              "Analysts at Goldman Sachs note that the Fed buys bonds.")
+    names = name_words(source)
+    assert names == {"federal", "reserve's", "united", "states", "goldman", "sachs", "fed"}
+    # a word the source also has in lower case is left alone: a lower-cased 'gcd' may be either one
+    assert name_words("The GCD of two numbers: def gcd(a, b) by Euclid.") == {"euclid"}
+    lower, upper = source.lower(), source.upper()
+    assert caseless(lower) and caseless(upper) and not caseless(source)
+    assert tokens(lower) != tokens(source)  # lower case alone loses the name masks
+    assert tokens(recase(lower, names)) == tokens(source)
+    assert tokens(recase(upper, names)) == tokens(source)
+    assert recase(source, names) == source and recase(lower, frozenset()) == lower  # text with case: unchanged
+    # an independent lower-case text gains only the names it shares with the source
+    other = "rates in the united kingdom rose as the bank of england sold bonds."
+    assert "§" in tokens(recase(other, names)) and "england" in tokens(recase(other, names))

@@ -180,3 +180,30 @@ def test_text_about_as_close_to_several_different_stored_answers_is_a_template_n
     text = rec[0].pairs[0][1]
     args = (align(text, a.answer), 10.0, 1.0, text, a.answer, (0.12, 0.75))
     assert decide(*args).derived and not decide(*args, ambiguous=True).derived
+
+
+def test_a_lower_cased_or_capitalised_copy_is_traced_through_its_candidates_names(outputs):
+    """Lower case costs a dataset builder nothing; normalisation masks names by their capitals, so a lower-cased
+    copy of an answer full of names shares few shingles with it unless it is re-cased from its best candidate."""
+    from distillguard.forensics.formats import DatasetRecord
+    from distillguard.forensics.index import Output
+
+    answer = ("Ada Lovelace is often described as the first computer programmer. She worked with Charles Babbage "
+              "on his design for a mechanical general-purpose computer, and in her notes on that machine she "
+              "described a method for calculating a sequence of numbers, which is now seen as the first published "
+              "algorithm. Her notes were written as a translation of an article by Luigi Menabrea, but they grew to "
+              "three times its length. She also saw that the machine could act on symbols other than numbers, "
+              "such as musical notes. A century later, Alan Turing read her notes at Bletchley Park, and the Ada "
+              "programming language of the Department of Defense was named after her.")
+    stored = Output("req_names", "org_n", 1.0, "Who was Ada Lovelace?", answer)
+    index = OutputIndex.memory()
+    index.add_outputs([stored, *outputs[:50]])
+    texts = {o.id: o.answer for o in [stored, *outputs[:50]]}
+    recs = [DatasetRecord(0, (("", answer.lower()),)), DatasetRecord(1, (("", answer.upper()),))]
+    res = trace_records(recs, index, originals=texts.get)["records"]
+    for r in res:
+        assert r["derived"] and r["matched_request"] == "req_names", r
+        assert "strong near-exact copy" in r["evidence"][1]
+    # the batched lookup of stored texts takes the same path
+    many = trace_records(recs, index, originals_many=lambda ids: {i: texts[i] for i in ids})["records"]
+    assert [r["matched_request"] for r in many] == ["req_names", "req_names"]

@@ -122,6 +122,40 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(masked)
 
 
+def caseless(text: str) -> bool:
+    """Whether the text has letters of one case only (all lower or all capitals): its names cannot be told by case."""
+    return text.islower() or text.isupper()
+
+
+_NAME_PART = re.compile(r"[ -]")
+
+
+_LOWER_WORD = re.compile(r"(?<![\w'’])[a-z][a-z'’]*(?![\w'’])")
+
+
+def name_words(text: str) -> frozenset[str]:
+    """The lower-cased words that ``tokens`` masks as capitalised names in ``text`` (``_NAME`` spans), less those
+    that ``text`` also has in lower case (``GCD`` in a sentence and ``gcd`` in its code: which one a lower-cased
+    copy's ``gcd`` was is unknown, and masking it would break the match that the code gives)."""
+    if text.isupper():  # read as lower-case text: nothing masked as a name
+        return frozenset()
+    text = fold(text) if not text.isascii() else text
+    names = {w.lower() for m in _NAME.finditer(text) for w in _NAME_PART.split(m.group()) if w}
+    return frozenset(names.difference(_LOWER_WORD.findall(text))) if names else frozenset()
+
+
+def recase(text: str, names: frozenset[str]) -> str:
+    """A case-less ``text`` with the given name words masked, as ``tokens`` masks them in text that has its case:
+    a lower-cased copy of a stored answer normalises like the answer when ``names`` are the answer's
+    ``name_words``. Text with case, or no names, is returned unchanged."""
+    if not names or not caseless(text):
+        return text
+    low = fold(text).lower() if not text.isascii() else text.lower()
+    rx = re.compile(r"(?<![\w'’])(?:" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+                    + r")(?![\w'’])")
+    return rx.sub(_M, low)
+
+
 def shingles(toks: list[str], k: int = 3) -> set[str]:
     """The set of k-token shingles (one shingle of all tokens when there are fewer than k)."""
     if not toks:

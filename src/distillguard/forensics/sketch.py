@@ -91,6 +91,17 @@ class SketchBatch:
     def __getitem__(self, i: int) -> Sketch:
         return Sketch(self.values[i], int(self.sizes[i]), self.shingle_hashes(i), self.toks[i])
 
+    def replace(self, idx: Sequence[int], other: SketchBatch) -> SketchBatch:
+        """This batch with text ``idx[i]`` replaced by ``other``'s text ``i``."""
+        values, sizes, toks = self.values.copy(), self.sizes.copy(), list(self.toks)
+        parts = [self.shingle_hashes(i) for i in range(len(self))]
+        for i, j in enumerate(idx):
+            values[j], sizes[j], toks[j], parts[j] = other.values[i], other.sizes[i], other.toks[i], other.shingle_hashes(i)
+        starts = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        return SketchBatch(values, sizes, hashes.astype(np.uint32), starts, toks)
+
 
 class Sketcher:
     """Turns texts into MinHash sketches; all sketches of one index come from one Sketcher."""
