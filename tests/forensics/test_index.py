@@ -21,6 +21,33 @@ def test_stored_output_is_found_after_desensitization(outputs):
         assert best.score > 0.8
 
 
+def test_a_copy_cut_to_its_first_quarter_is_a_candidate_through_the_head_bands(outputs, monkeypatch):
+    """A truncated copy is a subset of its source: cut to a quarter of a long answer its Jaccard with the whole is
+    ~0.25, which the bands miss about half the time; long answers are also banded by their first half."""
+    from distillguard.forensics import index as index_mod
+    from distillguard.forensics.normalize import tokens
+
+    long = [o for o in outputs if len(tokens(o.answer)) >= 120][:20]
+    assert len(long) == 20
+
+    def found(idx) -> int:
+        hits = 0
+        for o in long:
+            words = o.answer.split(" ")
+            cut = " ".join(words[: len(words) // 4])
+            hits += any(c.entry.id == o.id and c.containment > 0.8 for c in _query(idx, cut))
+        return hits
+
+    index = OutputIndex.memory()
+    index.add_outputs(outputs)
+    assert found(index) == 20
+    monkeypatch.setattr(index_mod, "HEAD_MIN_TOKENS", 10**9)  # without the head bands
+    whole_only = OutputIndex.memory()
+    whole_only.add_outputs(outputs)
+    missed = 20 - found(whole_only)
+    assert missed >= 3, missed
+
+
 def test_adding_the_same_ids_twice_is_a_no_op(outputs):
     index = OutputIndex.memory()
     index.add_outputs(outputs[:10])

@@ -49,8 +49,8 @@ class EntryTable(Protocol):
     def save(self) -> None: ...
 
 
-FORMAT = 4  # the on-disk layout version (1: pickled LSH and .npy entries, another shingle hash; 2: 32-bit sig;
-# 3: tokens before Unicode folding, normalize.fold)
+FORMAT = 5  # the on-disk layout version (1: pickled LSH and .npy entries, another shingle hash; 2: 32-bit sig;
+# 3: tokens before Unicode folding, normalize.fold; 4: no band keys of long answers' first halves)
 # The answer sketches are kept as b-bit MinHash (Li & König): the lower 16 bits of each value. Scoring
 # compares them (two different values agree by chance with probability 2^-16, negligible next to the
 # estimator's own noise) at half the size; the LSH band keys are computed from the full values.
@@ -251,8 +251,8 @@ def _map(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)
 
 
-LAYOUT = "3"  # the Redis layout version (1: datasketch LSH keys and one hash of packed entries; 2: tokens before
-# Unicode folding, normalize.fold)
+LAYOUT = "4"  # the Redis layout version (1: datasketch LSH keys and one hash of packed entries; 2: tokens before
+# Unicode folding, normalize.fold; 3: no band keys of long answers' first halves)
 BLOCK_BYTES = (1 << 19) - 64  # a column block string stays just under a 512 KB allocation
 LABEL_ROWS = 256  # rows per label hash (small enough for Redis's compact listpack encoding)
 CACHE_BYTES = 1 << 30  # score blocks a reading process keeps; past that, rows are read one by one
