@@ -96,7 +96,8 @@ class SketchBatch:
         values, sizes, toks = self.values.copy(), self.sizes.copy(), list(self.toks)
         parts = [self.shingle_hashes(i) for i in range(len(self))]
         for i, j in enumerate(idx):
-            values[j], sizes[j], toks[j], parts[j] = other.values[i], other.sizes[i], other.toks[i], other.shingle_hashes(i)
+            values[j], sizes[j], toks[j] = other.values[i], other.sizes[i], other.toks[i]
+            parts[j] = other.shingle_hashes(i)
         starts = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=starts[1:])
         hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
