@@ -252,8 +252,17 @@ def trace_records(
         turns = [(r, p, a) for r in buf for p, a in r.pairs]
         sk = index.sketcher.batch([a for _, _, a in turns])
         sc = index.score(sk.values, sk.sizes, top=2)  # the best two candidates of every answer turn
+        known: dict[str, str] = {}  # stored answers of this batch, each looked up once
+
+        def lookup(ids: list[str]) -> Mapping[str, str]:
+            assert fetch is not None
+            missing = [i for i in ids if i not in known]
+            if missing:
+                known.update(fetch(missing))
+            return known
+
         if fetch is not None:
-            sk, sc = _recased([a for _, _, a in turns], sk, sc, index, fetch)
+            sk, sc = _recased([a for _, _, a in turns], sk, sc, index, lookup)
         ambiguous = _ambiguous(index, sc)
         first = np.concatenate(([True], sc.query[1:] != sc.query[:-1])) if len(sc.query) else np.zeros(0, bool)
         keep = first & (sk.sizes[sc.query] >= MIN_SHINGLES) & (sc.score >= threshold)
@@ -269,11 +278,9 @@ def trace_records(
             m = Match(c, a, p, s, weighted=_weighted(index, s, c), ambiguous=amb)
             if _distinctive(m, threshold, min_distinct):
                 verified.append((r, m))
-        if originals_many is not None:  # the stored answers of the whole batch in one lookup
-            texts = originals_many(sorted({m.candidate.entry.id for _, m in verified}))
-            stored: Callable[[str], str | None] | None = texts.get
-        else:
-            stored = originals
+        stored: Callable[[str], str | None] | None = None
+        if fetch is not None:  # the stored answers of the whole batch in one lookup
+            stored = lookup(sorted({m.candidate.entry.id for _, m in verified})).get
         with_prompt = [m for _, m in verified if m.prompt]
         if with_prompt:
             ps = index.sketcher.batch([m.prompt for m in with_prompt])
