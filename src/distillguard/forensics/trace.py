@@ -145,6 +145,13 @@ def _ambiguous(index: OutputIndex, sc: Any) -> np.ndarray:
     return out
 
 
+def _firsts(query: np.ndarray) -> np.ndarray:
+    """Which scored pairs are their query's best (pairs are grouped by query, best first)."""
+    if len(query) == 0:
+        return np.zeros(0, bool)
+    return np.concatenate(([True], query[1:] != query[:-1]))
+
+
 def _recased(answers: Sequence[str], sk: SketchBatch, sc: Scored, index: OutputIndex,
              fetch: Callable[[list[str]], Mapping[str, str]]) -> tuple[SketchBatch, Scored]:
     """The batch with every case-less answer (all lower case, or all capitals) re-sketched as its best candidate's
@@ -160,7 +167,7 @@ def _recased(answers: Sequence[str], sk: SketchBatch, sc: Scored, index: OutputI
     todo = [q for q, a in enumerate(answers) if sk.sizes[q] >= MIN_SHINGLES and caseless(a)]
     if not todo or len(sc.query) == 0:
         return sk, sc
-    first = np.concatenate(([True], sc.query[1:] != sc.query[:-1]))
+    first = _firsts(sc.query)
     top = dict(zip(sc.query[first].tolist(), sc.row[first].tolist()))
     pick = [(q, top[q]) for q in todo if q in top]
     if not pick:
@@ -264,7 +271,7 @@ def trace_records(
         if fetch is not None:
             sk, sc = _recased([a for _, _, a in turns], sk, sc, index, lookup)
         ambiguous = _ambiguous(index, sc)
-        first = np.concatenate(([True], sc.query[1:] != sc.query[:-1])) if len(sc.query) else np.zeros(0, bool)
+        first = _firsts(sc.query)
         keep = first & (sk.sizes[sc.query] >= MIN_SHINGLES) & (sc.score >= threshold)
         sc, ambiguous = sc.take(keep), ambiguous[keep]
         by_row = {e.row: e for e in index.entries.get_many(np.unique(sc.row).tolist())}
