@@ -57,7 +57,7 @@ def positions(text: str, lexicon: Lexicon) -> list[Position]:
             seen.add((slot.context, slot.alt.id))
             out.append(Position(slot.context, slot.alt.id, slot.index, len(slot.alt.variants)))
 
-    w = Walker(lexicon, record)
+    w = Walker(lexicon, record, keep_text=False)
     for m in _PAIR_RE.finditer(text):
         w.pair(m.group(1), m.group(2))
     w.finish()

@@ -82,14 +82,15 @@ class Protector:
         if CODE_CHUNK_RE.search(chunk) and not WORD_RE.match(chunk):
             self.line_code = True
             return True, sent
-        for ch in chunk:
-            if ch == '"':
-                self.dquote = not self.dquote
-                protected = True
-            elif ch == "“":
-                self.dquote, protected = True, True
-            elif ch == "”":
-                self.dquote, protected = False, True
+        if '"' in chunk or "“" in chunk or "”" in chunk:
+            for ch in chunk:
+                if ch == '"':
+                    self.dquote = not self.dquote
+                    protected = True
+                elif ch == "“":
+                    self.dquote, protected = True, True
+                elif ch == "”":
+                    self.dquote, protected = False, True
         if chunk[:1] in "'‘" and not self.squote:
             self.squote = protected = True
         if self.squote and chunk[-1:] in "'’" and len(chunk) > 1:

@@ -89,24 +89,40 @@ Decide = Callable[[Slot], "tuple[str, ...] | None"]
 
 
 class Walker:
-    def __init__(self, lexicon: Lexicon, decide: Decide) -> None:
+    """``keep_text=False`` (detection) only finds the slots: the output text is not assembled."""
+
+    def __init__(self, lexicon: Lexicon, decide: Decide, keep_text: bool = True) -> None:
         self.lex = lexicon
         self.decide = decide
         self.prot = Protector()
         self.out: list[str] = []
-        self.context = ""
+        self.keep_text = keep_text
+        self.last = ""  # the last word written; the next slot's context is its ``norm_word``
         self.prefix: Item | None = None
         self.waiting: Slot | None = None
         self.after_comma = False
+        self._one = lexicon.phrases
+        self._prefixes = lexicon.prefixes
+
+    @property
+    def context(self) -> str:
+        return norm_word(self.last)
 
     # ---- input ---------------------------------------------------------------------------
     def pair(self, ws: str, chunk: str) -> None:
         protected, sent = self.prot.see(ws, chunk)
+        m = None if protected else WORD_RE.match(chunk)
+        if self.waiting is None and self.prefix is None:  # the common case: no slot can start or end here
+            if m is None:
+                self._emit_chunk(ws, chunk, protected)
+                return
+            key = (m.group(2).lower().replace("’", "'"),)
+            if key not in self._one and key not in self._prefixes:
+                self._emit_chunk(ws, chunk, protected)
+                return
         item = Item(ws, chunk, protected, sent)
-        if not protected:
-            m = WORD_RE.match(chunk)
-            if m:
-                item.lead, item.core, item.trail = m.group(1), m.group(2), m.group(3)
+        if m is not None:
+            item.lead, item.core, item.trail = m.group(1), m.group(2), m.group(3)
         if self.waiting is not None:
             slot, self.waiting = self.waiting, None
             slot.next_word = norm_word(chunk)
@@ -136,17 +152,17 @@ class Walker:
             self._emit(item)
             return
         w = item.word
-        hit = self.lex.phrases.get((w,))
+        hit = self._one.get((w,))
         if hit is not None:
             self._complete([item], *hit)
-        elif (w,) in self.lex.prefixes and not item.trail:
+        elif (w,) in self._prefixes and not item.trail:
             self.prefix = item
         else:
             self._emit(item)
 
     def _complete(self, items: list[Item], set_id: int, index: int) -> None:
         alt = self.lex.sets[set_id]
-        slot = Slot(alt, index, items, self.context, after_comma=self.after_comma)
+        slot = Slot(alt, index, items, norm_word(self.last), after_comma=self.after_comma)
         if alt.word_next or alt.not_before or alt.only_before:
             self.waiting = slot
         else:
@@ -165,13 +181,17 @@ class Walker:
         if "’" in "".join(it.core for it in slot.items):
             text = text.replace("'", "’")
         self.out.append(first.ws + first.lead + text + last.trail)
-        self.context = norm_word(words[-1])
+        self.last = words[-1]
         self.after_comma = last.trail.endswith(",")
 
     def _emit(self, item: Item) -> None:
-        self.out.append(item.ws + item.chunk)
-        self.context = norm_word(item.chunk)
-        self.after_comma = item.chunk.endswith(",") and not item.protected
+        self._emit_chunk(item.ws, item.chunk, item.protected)
+
+    def _emit_chunk(self, ws: str, chunk: str, protected: bool) -> None:
+        if self.keep_text:
+            self.out.append(ws + chunk)
+        self.last = chunk
+        self.after_comma = not protected and chunk.endswith(",")
 
     def take_output(self) -> str:
         s = "".join(self.out)
