@@ -95,7 +95,15 @@ def test_watermark_bit_bound_is_never_below_the_bits_found(answers):
     for _, a in answers[:150]:
         for text in (a, WM.apply(a, "org_b")):
             bits = sum(1 if p.size == 2 else 2 for p in positions(text, WM.lexicon))
-            assert ev.max_bits(text) >= bits
+            assert ev.max_bits(text) >= ev.distinct_bits(text) >= bits
+
+
+def test_the_distinct_bound_is_tighter_where_phrases_repeat():
+    ev = WatermarkEvidence(WM, ["org_a"])
+    once = "It is also small. "
+    text = once * 12  # one (context, set) slot, repeated: positions keeps it once
+    bits = sum(1 if p.size == 2 else 2 for p in positions(text, WM.lexicon))
+    assert 0 < bits == ev.distinct_bits(text) < ev.max_bits(text)
 
 
 def test_a_template_answered_for_another_input_is_not_a_copy_without_the_watermark():

@@ -17,7 +17,9 @@ a 100k dataset. Every skip below is exact, from an upper bound on the fair bits 
 occurrence of a lexicon phrase counts the bits of its set; the walker finds a subset of these):
 
 - a record with no text match is scanned only if its bound could reach the record threshold (to be
-  attributed on its own, at least log2(keys / threshold) bits are needed);
+  attributed on its own, at least log2(keys / threshold) bits are needed). The bound comes in two
+  steps: every phrase occurrence (``max_bits``, one regex pass); where that could reach, each distinct
+  (previous chunk, set) once, as ``positions`` counts them (``distinct_bits``, a pass over the chunks);
 - a matched record is scanned to add its slots to its org's pool (until the pool holds ``POOL_BITS``)
   and, for its own evidence, only if its bound could reach ``EVIDENCE_P``;
 - the per-key test runs only when the scanned bits could reach ``EVIDENCE_P``.
@@ -33,6 +35,8 @@ from typing import Any
 from ..watermark import Watermarker
 from ..watermark.detect import Position, score
 from ..watermark.detect import detect as detect_positions
+from ..watermark.scan import WORD_RE
+from ..watermark.walker import norm_word
 from .corroborate import text_positions
 from .formats import DatasetRecord
 
@@ -84,6 +88,32 @@ class WatermarkEvidence:
             b += sum(self._two.get((words[i], words[i + 1]), 0) for i in range(len(words) - 1) if words[i] in first)
         return b
 
+    def distinct_bits(self, text: str) -> int:
+        """A tighter bound than ``max_bits``, still never below the bits ``positions`` finds.
+
+        The walker reads whitespace-separated chunks; a slot's words are whole chunks of one plain word
+        (``WORD_RE``), and its context is the previous chunk (``norm_word``), since detection rewrites
+        nothing. ``positions`` keeps each (context, set) once, so each is counted once here too; the
+        protection and placement rules, which only remove slots, are left out."""
+        phrases = self.wm.lexicon.phrases
+        chunks = text.split()
+        words = [(m.group(2).lower().replace("’", "'") if (m := WORD_RE.match(c)) else "") for c in chunks]
+        seen: set[tuple[str, int]] = set()
+        b = 0
+        for i, w in enumerate(words):
+            if not w:
+                continue
+            hits = [phrases.get((w,))]
+            if i + 1 < len(words) and w in self._two_first:
+                hits.append(phrases.get((w, words[i + 1])))
+            for hit in hits:
+                if hit is not None:
+                    key = (norm_word(chunks[i - 1]) if i else "", hit[0])
+                    if key not in seen:
+                        seen.add(key)
+                        b += self.wm.lexicon.sets[hit[0]].bits
+        return b
+
     def _could_reach(self, pos: list[Position], bits: int) -> bool:
         """Whether the best key's exact binomial tail, corrected for all keys, can get below ``EVIDENCE_P``.
 
@@ -102,7 +132,7 @@ class WatermarkEvidence:
         pooling = morg in self.orgs and self._bits.get(morg, 0) < POOL_BITS
         if match is None or not pooling:
             need = self._need_record if match is None else self._need_evidence
-            if self.max_bits(text) < need:
+            if self.max_bits(text) < need or self.distinct_bits(text) < need:
                 if morg in self.orgs:
                     self._pools.setdefault(morg, (set(), [], []))[2].append(record.index)
                 return [], 0.0
