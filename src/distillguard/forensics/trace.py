@@ -18,7 +18,7 @@ Providers with a ``summary()`` add a dataset-level verdict to the summary (``sum
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -215,47 +215,22 @@ def _distinctive(m: Match, threshold: float, min_distinct: float) -> bool:
     return m.score >= threshold and m.weighted.distinct >= min_distinct
 
 
-def trace_records(
-    records: Iterable[DatasetRecord],
-    index: OutputIndex,
-    threshold: float = VERIFY_THRESHOLD,
-    min_distinct: float = MIN_DISTINCT,
-    evidence: Sequence[Evidence] | None = None,
-    batch: int = 2000,
-    progress: Callable[[int], None] | None = None,
-    keep_matches: bool = False,
-    originals: Callable[[str], str | None] | None = None,
-    originals_many: Callable[[list[str]], Mapping[str, str]] | None = None,
-    align_threshold: float = ALIGN_THRESHOLD,
-    align_rule: tuple[float, float] = (MAX_GAPS, MIN_BLOCKS),
-    corroborate: bool = True,
-) -> dict[str, Any]:
-    """The contract's ``{"records": [...], "summary": {...}}`` for the given dataset records.
+@dataclass
+class Matcher:
+    """The text matching of one batch of records (sketch, score, verify, align, corroborate): the part of a trace
+    whose result depends on nothing but the batch, so batches can be matched in any order or process."""
 
-    With ``keep_matches`` the result also has ``"_matches"``: index → :class:`Match` (for the report).
-    With ``originals`` (request id → the stored answer's text, e.g. from the ledger) a candidate from
-    ``align_threshold`` up is verified by aligning the record with that text (:mod:`.align`), which
-    tells copies with local edits from independently written answers that share much of their text
-    (``align_rule``: the largest unaligned share and the smallest share in aligned runs).
-    ``originals_many`` (request ids → {id: stored answer}) does the same with one lookup per batch.
-    With ``corroborate`` an aligned match that carries little information needs corroboration by the
-    prompt or the watermark slots (:mod:`.corroborate`); without, alignment alone decides.
-    """
-    if originals is not None or originals_many is not None:
-        threshold = align_threshold
-    providers = list(evidence) if evidence is not None else [prompt_evidence(index)]
-    # the watermarker of a watermark provider: its org keys tell whether a stored answer carries its mark
-    wm = next((w for p in providers if (w := getattr(p, "wm", None)) is not None), None)
-    fetch: Callable[[list[str]], Mapping[str, str]] | None = originals_many
-    if fetch is None and originals is not None:
-        one = originals
-        fetch = lambda ids: {i: t for i in ids if (t := one(i))}  # noqa: E731
-    out: list[dict[str, Any]] = []
-    matches: dict[int, Match] = {}
-    buf: list[DatasetRecord] = []
-    total = 0
+    index: OutputIndex
+    threshold: float
+    min_distinct: float
+    fetch: Callable[[list[str]], Mapping[str, str]] | None
+    align_rule: tuple[float, float]
+    corroborate: bool
+    wm: Any  # the watermarker of a watermark provider: its org keys tell whether a stored answer carries its mark
 
-    def flush() -> None:
+    def __call__(self, buf: Sequence[DatasetRecord]) -> dict[int, Match]:
+        """Each record's best verified match (by record index; records without one are left out)."""
+        index, fetch, threshold = self.index, self.fetch, self.threshold
         turns = [(r, p, a) for r in buf for p, a in r.pairs]
         sk = index.sketcher.batch([a for _, _, a in turns])
         sc = index.score(sk.values, sk.sizes, top=2)  # the best two candidates of every answer turn
@@ -283,7 +258,7 @@ def trace_records(
             if not _verified(c, s, threshold):
                 continue
             m = Match(c, a, p, s, weighted=_weighted(index, s, c), ambiguous=amb)
-            if _distinctive(m, threshold, min_distinct):
+            if _distinctive(m, threshold, self.min_distinct):
                 verified.append((r, m))
         stored: Callable[[str], str | None] | None = None
         if fetch is not None:  # the stored answers of the whole batch in one lookup
@@ -294,66 +269,81 @@ def trace_records(
             for i, m in enumerate(with_prompt):
                 m.prompt_sketch = ps[i]
         best: dict[int, Match] = {}
+        wm = self.wm
         for r, m in verified:
             if stored is not None:
                 original = stored(m.candidate.entry.id)
                 if not original:
                     continue
                 m.alignment = align(m.answer, original, m.prompt, answer_tokens=m.sketch.toks)
-                if corroborate:
+                if self.corroborate:
                     keys = wm.keys(m.candidate.entry.org) if wm is not None and m.candidate.entry.org else ()
                     d = decide(m.alignment, None if m.weighted is None else m.weighted.distinct, _prompt_j(m),
-                               m.answer, original, align_rule, keys, ambiguous=m.ambiguous,
+                               m.answer, original, self.align_rule, keys, ambiguous=m.ambiguous,
                                record_prompt=m.prompt)
                     m.decision = d
                     if not d.derived:
                         continue
-                elif not m.alignment.copied(*align_rule):
+                elif not m.alignment.copied(*self.align_rule):
                     continue
             if r.index not in best or m.score > best[r.index].score:
                 best[r.index] = m
-        for r in buf:
-            m = best.get(r.index)
-            strengths: list[float] = []
-            extra: list[str] = []
-            for prov in providers:
-                ev, strength = prov(r, m)
-                extra += ev
-                if ev:
-                    strengths.append(strength)
-            if m is None:
-                org = next((o for prov in providers if (o := _alone(prov, r))), None)
-                out.append({"index": r.index, "derived": org is not None, "confidence": 0.99 if org else 0.0,
-                            "org": org, "matched_request": None, "evidence": extra})
-                continue
-            c = m.candidate
-            kind = "containment" if c.containment > c.jaccard else "jaccard"
-            m.evidence = [f"minhash {c.score:.2f} ({kind})"] + extra
-            if m.weighted is not None:
-                m.evidence.insert(1, f"distinctive {m.weighted.distinct:.0f} shingles, weight {min(1.0, m.weighted.factor):.2f}")
-            if m.alignment is not None:
-                al = m.alignment
-                m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, "
-                                       f"{al.omitted:.0%} of the stored stretch left out, {al.novel} novel shingles")
-            if m.decision is not None:
-                sa = m.decision.slots
-                slots = f"; watermark slots {sa.agree}/{sa.shared} agree" if sa is not None and sa.shared else ""
-                m.evidence.insert(1, f"{m.decision.reason}{slots}")
-            m.confidence = _confidence(m.score, strengths)
-            matches[r.index] = m
-            out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,
-                        "matched_request": c.entry.id, "evidence": m.evidence})
-        buf.clear()
+        return best
 
-    for rec in records:
-        buf.append(rec)
-        total += 1
-        if len(buf) >= batch:
-            flush()
-            if progress:
-                progress(total)
-    if buf:
-        flush()
+
+def trace_records(
+    records: Iterable[DatasetRecord],
+    index: OutputIndex,
+    threshold: float = VERIFY_THRESHOLD,
+    min_distinct: float = MIN_DISTINCT,
+    evidence: Sequence[Evidence] | None = None,
+    batch: int = 2000,
+    progress: Callable[[int], None] | None = None,
+    keep_matches: bool = False,
+    originals: Callable[[str], str | None] | None = None,
+    originals_many: Callable[[list[str]], Mapping[str, str]] | None = None,
+    align_threshold: float = ALIGN_THRESHOLD,
+    align_rule: tuple[float, float] = (MAX_GAPS, MIN_BLOCKS),
+    corroborate: bool = True,
+    workers: int = 1,
+    worker_init: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The contract's ``{"records": [...], "summary": {...}}`` for the given dataset records.
+
+    With ``keep_matches`` the result also has ``"_matches"``: index → :class:`Match` (for the report).
+    With ``originals`` (request id → the stored answer's text, e.g. from the ledger) a candidate from
+    ``align_threshold`` up is verified by aligning the record with that text (:mod:`.align`), which
+    tells copies with local edits from independently written answers that share much of their text
+    (``align_rule``: the largest unaligned share and the smallest share in aligned runs).
+    ``originals_many`` (request ids → {id: stored answer}) does the same with one lookup per batch.
+    With ``corroborate`` an aligned match that carries little information needs corroboration by the
+    prompt or the watermark slots (:mod:`.corroborate`); without, alignment alone decides.
+
+    ``workers`` > 1 matches batches in that many forked processes (:mod:`.workers`); the result is the same.
+    ``worker_init`` runs first in each of them: lookups that hold a connection must open their own there
+    (an SQLAlchemy engine: ``engine.dispose(close=False)``).
+    """
+    if originals is not None or originals_many is not None:
+        threshold = align_threshold
+    providers = list(evidence) if evidence is not None else [prompt_evidence(index)]
+    fetch: Callable[[list[str]], Mapping[str, str]] | None = originals_many
+    if fetch is None and originals is not None:
+        one = originals
+        fetch = lambda ids: {i: t for i in ids if (t := one(i))}  # noqa: E731
+    wm = next((w for p in providers if (w := getattr(p, "wm", None)) is not None), None)
+    matcher = Matcher(index, threshold, min_distinct, fetch, align_rule, corroborate, wm)
+    out: list[dict[str, Any]] = []
+    matches: dict[int, Match] = {}
+    total = 0
+    if workers > 1:
+        from .workers import match_in_workers
+
+        batches = match_in_workers(matcher, records, batch, workers, providers, worker_init)
+    else:
+        batches = ((buf, matcher(buf)) for buf in _chunks(records, batch))
+    for buf, best in batches:
+        _assemble(buf, best, providers, out, matches)
+        total += len(buf)
         if progress:
             progress(total)
     result: dict[str, Any] = {"records": out, "summary": summarize(out, len(index))}
@@ -364,6 +354,55 @@ def trace_records(
     if keep_matches:
         result["_matches"] = matches
     return result
+
+
+def _chunks(records: Iterable[DatasetRecord], size: int) -> Iterator[list[DatasetRecord]]:
+    buf: list[DatasetRecord] = []
+    for rec in records:
+        buf.append(rec)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _assemble(buf: Sequence[DatasetRecord], best: Mapping[int, Match], providers: Sequence[Evidence],
+              out: list[dict[str, Any]], matches: dict[int, Match]) -> None:
+    """The output rows of one matched batch, in record order, with every provider's evidence (providers keep
+    dataset-wide state, e.g. the watermark pools, so batches come here in order, in one process)."""
+    for r in buf:
+        m = best.get(r.index)
+        strengths: list[float] = []
+        extra: list[str] = []
+        for prov in providers:
+            ev, strength = prov(r, m)
+            extra += ev
+            if ev:
+                strengths.append(strength)
+        if m is None:
+            org = next((o for prov in providers if (o := _alone(prov, r))), None)
+            out.append({"index": r.index, "derived": org is not None, "confidence": 0.99 if org else 0.0,
+                        "org": org, "matched_request": None, "evidence": extra})
+            continue
+        c = m.candidate
+        kind = "containment" if c.containment > c.jaccard else "jaccard"
+        m.evidence = [f"minhash {c.score:.2f} ({kind})"] + extra
+        if m.weighted is not None:
+            m.evidence.insert(1, f"distinctive {m.weighted.distinct:.0f} shingles, "
+                                 f"weight {min(1.0, m.weighted.factor):.2f}")
+        if m.alignment is not None:
+            al = m.alignment
+            m.evidence.insert(1, f"aligned {al.blocks:.0%} in runs, {al.gaps:.0%} unaligned, "
+                                   f"{al.omitted:.0%} of the stored stretch left out, {al.novel} novel shingles")
+        if m.decision is not None:
+            sa = m.decision.slots
+            slots = f"; watermark slots {sa.agree}/{sa.shared} agree" if sa is not None and sa.shared else ""
+            m.evidence.insert(1, f"{m.decision.reason}{slots}")
+        m.confidence = _confidence(m.score, strengths)
+        matches[r.index] = m
+        out.append({"index": r.index, "derived": True, "confidence": m.confidence, "org": c.entry.org,
+                    "matched_request": c.entry.id, "evidence": m.evidence})
 
 
 def summarize(records: Sequence[dict[str, Any]], index_size: int) -> dict[str, Any]:
