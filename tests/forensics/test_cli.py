@@ -57,6 +57,25 @@ def test_trace_json_shape_against_the_ledger(dg_home, tmp_path, outputs, answers
     assert doc["records"][0]["org"] == "org_new"
 
 
+def test_trace_with_workers_reads_the_ledger_in_each_and_gives_the_same_result(dg_home, tmp_path, outputs, answers):
+    _fill_ledger(outputs, n=40)
+    ds = tmp_path / "ds.jsonl"
+    rows = [{"text": answers[200 + i % 200][1]} for i in range(2100)]  # more than one batch of 2000
+    for i in (5, 1999, 2001, 2090):  # copies in both batches
+        rows[i] = {"instruction": outputs[i % 40].prompt, "input": "", "output": outputs[i % 40].answer}
+    ds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    docs = []
+    for w in ("1", "2"):
+        res = CliRunner().invoke(_app(), ["trace", str(ds), "--json", "--workers", w])
+        assert res.exit_code == 0, res.output
+        docs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    one, two = docs
+    assert one["records"] == two["records"]
+    assert [r["index"] for r in two["records"] if r["derived"]] == [5, 1999, 2001, 2090]
+    assert [r["matched_request"] for r in two["records"] if r["derived"]] == [outputs[i % 40].id
+                                                                            for i in (5, 1999, 2001, 2090)]
+
+
 def test_trace_bad_dataset_is_a_json_error(dg_home, tmp_path):
     ds = tmp_path / "ds.jsonl"
     ds.write_text('{"foo": 1}\n')

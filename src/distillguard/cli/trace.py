@@ -5,8 +5,9 @@ Also ``trace eval`` (``trace_eval``): the labelled evaluation of forensics/evalu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.progress import (
@@ -40,6 +41,8 @@ def trace(
     report: Path | None = typer.Option(None, "--report", help="Also write an HTML report here."),
     index_backend: str = typer.Option("disk", "--index", help="disk (DG_HOME/forensics) or redis (DG_REDIS_URL)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the disk index from the whole ledger."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Processes matching records (default: cores)."),
 ) -> None:
     """Trace a suspect dataset to the API outputs in the ledger (contracts §2)."""
     settings = load_settings()
@@ -75,7 +78,9 @@ def trace(
         prog.update(t, visible=False)
         t2 = prog.add_task("tracing", total=len(records))
         result = trace_records(records, index, keep_matches=report is not None, evidence=_evidence(settings, store, index),
-                               originals_many=originals, progress=lambda n: prog.update(t2, completed=n))
+                               originals_many=originals, progress=lambda n: prog.update(t2, completed=n),
+                               workers=workers or os.cpu_count() or 1,
+                               worker_init=lambda: store.engine.dispose(close=False))  # own connections after fork
     result["summary"]["index_added"] = added
     matches = result.pop("_matches", {})
     if report is not None:

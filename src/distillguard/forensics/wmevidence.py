@@ -58,6 +58,10 @@ def score_hits(pos: list[Position], key: Any) -> int:
     return hits
 
 
+def _org_of(match: Any) -> str | None:
+    return getattr(getattr(getattr(match, "candidate", None), "entry", None), "org", None)
+
+
 class WatermarkEvidence:
     """An :class:`~distillguard.forensics.trace.Evidence` provider that also pools the dataset."""
 
@@ -70,6 +74,7 @@ class WatermarkEvidence:
         self._pools: dict[str, tuple[set[tuple[str, int]], list[Position], list[int]]] = {}
         self._bits: dict[str, int] = {}
         self._last: tuple[int, str | None] = (-1, None)
+        self._prepared: dict[int, Any] = {}
         lex = watermarker.lexicon
         self._one = {ph[0]: lex.sets[s].bits for ph, (s, _) in lex.phrases.items() if len(ph) == 1}
         self._two = {ph: lex.sets[s].bits for ph, (s, _) in lex.phrases.items() if len(ph) == 2}
@@ -123,20 +128,42 @@ class WatermarkEvidence:
         tail = sum(math.comb(bits, i) for i in range(best, bits + 1)) / 2.0**bits
         return tail * len(self.keys) < EVIDENCE_P
 
+    def _bound(self, text: str, need: int) -> int:
+        """``max_bits``, or where that reaches ``need`` the tighter ``distinct_bits``: below ``need`` exactly
+        when the text's slots cannot reach it."""
+        b = self.max_bits(text)
+        return b if b < need else self.distinct_bits(text)
+
+    def prepare(self, record: DatasetRecord, match: Any) -> tuple[int, tuple[Position, ...] | None] | None:
+        """What ``__call__`` may need of this record, computed ahead (in a trace worker, see :mod:`.workers`):
+        its bit bound and, unless the bound rules the scan out whether or not the org's pool is full, its slots."""
+        if not self.keys:
+            return None
+        text = "\n\n".join(a for _, a in record.pairs)
+        need = self._need_record if match is None else self._need_evidence
+        bound = self._bound(text, need)
+        pooled = match is not None and _org_of(match) in self.orgs
+        return bound, (text_positions(text, self.wm.lexicon) if bound >= need or pooled else None)
+
+    def accept(self, prepared: dict[int, Any]) -> None:
+        """``prepare``'s results by record index, used (once) by the calls for those records."""
+        self._prepared.update(prepared)
+
     def __call__(self, record: DatasetRecord, match: Any) -> tuple[list[str], float]:
         self._last = (record.index, None)
+        ahead = self._prepared.pop(record.index, None)
         if not self.keys:
             return [], 0.0
         text = "\n\n".join(a for _, a in record.pairs)
-        morg = getattr(getattr(getattr(match, "candidate", None), "entry", None), "org", None)
+        morg = _org_of(match)
         pooling = morg in self.orgs and self._bits.get(morg, 0) < POOL_BITS
         if match is None or not pooling:
             need = self._need_record if match is None else self._need_evidence
-            if self.max_bits(text) < need or self.distinct_bits(text) < need:
+            if (ahead[0] if ahead is not None else self._bound(text, need)) < need:
                 if morg in self.orgs:
                     self._pools.setdefault(morg, (set(), [], []))[2].append(record.index)
                 return [], 0.0
-        pos = list(text_positions(text, self.wm.lexicon))
+        pos = list(ahead[1] if ahead is not None and ahead[1] is not None else text_positions(text, self.wm.lexicon))
         bits = sum(1 if p.size == 2 else 2 for p in pos)
         if bits >= self._need_evidence and self._could_reach(pos, bits):
             v = detect_positions(pos, self.keys, self.threshold)
