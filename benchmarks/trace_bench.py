@@ -63,8 +63,53 @@ def _unique(rng: random.Random, text: str) -> str:
 
 
 def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU time of this process and of its reaped children (trace workers)."""
+    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF,
+                                                                         resource.RUSAGE_CHILDREN)))
+
+
+class PssSampler:
+    """Peak summed PSS of this process and its children (the trace workers), sampled every 0.2 s: memory the
+    processes use together, pages they share (the memory-mapped index, memory inherited at fork) counted once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _pss_mb(pid: int) -> float:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def sample(self) -> float:
+        me = os.getpid()
+        try:
+            kids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+        except OSError:
+            kids = []
+        total = self._pss_mb(me) + sum(self._pss_mb(int(k)) for k in kids)
+        self.peak = max(self.peak, total)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.sample()
+
+    def __enter__(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def rss_mb() -> float:
@@ -233,6 +278,10 @@ def trace(args: argparse.Namespace) -> None:
         q = "select id, text from answers where id in (%s)" % ",".join("?" * len(ids))
         return dict(db.execute(q, ids).fetchall()) if ids else {}
 
+    def reopen() -> None:  # in each trace worker: its own connection (SQLite's rule for forked processes)
+        nonlocal db
+        db = sqlite3.connect(d / "answers.sqlite")
+
     t0 = time.perf_counter()
     records = list(read_dataset(args.dataset))
     read_s = time.perf_counter() - t0
@@ -240,7 +289,9 @@ def trace(args: argparse.Namespace) -> None:
     if args.watermark:
         providers.append(WatermarkEvidence(Watermarker(SECRET), [_org(i) for i in range(N_ORGS)]))
     t0, c0, rc0 = time.perf_counter(), _cpu(), _redis_cpu(args)
-    res = trace_records(records, index, evidence=providers, originals_many=originals)
+    with PssSampler() as pss:
+        res = trace_records(records, index, evidence=providers, originals_many=originals, workers=args.workers,
+                            worker_init=reopen)
     trace_s, trace_cpu, redis_cpu = time.perf_counter() - t0, _cpu() - c0, _redis_cpu(args) - rc0
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     mem = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile") if k in status}
@@ -249,7 +300,7 @@ def trace(args: argparse.Namespace) -> None:
         index.entries.io.clear()  # type: ignore[attr-defined]
     print(json.dumps({"open_s": open_s, "read_s": read_s, "trace_s": trace_s, "records": len(records),
                       "derived": res["summary"]["derived"], "index": size, "trace_rss_mb": rss_mb(),
-                      "trace_cpu_s": trace_cpu, "mem_mb": mem, "redis_mb": redis_mb,
+                      "trace_cpu_s": trace_cpu, "mem_mb": mem, "pss_mb": pss.peak, "redis_mb": redis_mb,
                       "redis_cpu_s": redis_cpu, "found": _found(res, args.dataset, records)}))
 
 
@@ -291,6 +342,8 @@ def main() -> None:
                     "or redis://127.0.0.1:6379/0)")
     ap.add_argument("--redis-prefix", default=None, help="reuse the index kept under this prefix (with --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the Redis keys after the trace")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="trace worker processes (distillguard trace --workers; default: cores)")
     ap.add_argument("--dataset", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -335,13 +388,15 @@ def main() -> None:
     print(f"| open index | {tr['open_s']:.2f} s |")
     print(f"| read dataset file | {tr['read_s']:.1f} s |")
     print(f"| dataset records traced | {tr['records']} |")
-    print(f"| trace time (wall) | {tr['trace_s']:.1f} s ({tr['records'] / tr['trace_s']:.0f} records/s) |")
-    print(f"| trace CPU time (user + sys) | {tr['trace_cpu_s']:.1f} s |")
+    print(f"| trace time (wall), {args.workers} worker process{'es' if args.workers > 1 else ''} | "
+          f"{tr['trace_s']:.1f} s ({tr['records'] / tr['trace_s']:.0f} records/s) |")
+    print(f"| trace CPU time (user + sys, all processes) | {tr['trace_cpu_s']:.1f} s |")
     if args.store == "redis":
         print(f"| Redis server CPU time during the trace | {tr['redis_cpu_s']:.1f} s |")
     m = tr["mem_mb"]
     print(f"| peak RSS of the trace process | {tr['trace_rss_mb']:.0f} MB (at the end: {m.get('RssAnon', 0):.0f} MB "
           f"anonymous + {m.get('RssFile', 0):.0f} MB mapped index pages) |")
+    print(f"| peak memory of the trace, all processes (summed PSS, shared pages once) | {tr['pss_mb']:.0f} MB |")
     if tr.get("redis_mb") is not None:
         print(f"| Redis used_memory after the trace (whole server) | {tr['redis_mb']:.0f} MB |")
     if args.keep and args.store == "redis":
