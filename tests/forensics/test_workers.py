@@ -58,3 +58,16 @@ def test_workers_give_the_same_records_and_watermark_pools(tmp_path, outputs, an
     found = {r["index"] for r in one["records"] if r["derived"]}
     assert len(found & set(derived)) >= 36  # not vacuous: the copies are traced ...
     assert one["summary"]["watermark"]["orgs"] and ev2._prepared == {}  # ... the pools filled, every slot used
+
+
+def test_workers_read_a_redis_index(tmp_path, outputs, answers, redis_url, redis_prefix):
+    """Forked workers share the Redis index's client setup: each opens its own connections (redis-py's pool)."""
+    index = OutputIndex.redis(redis_url, prefix=redis_prefix)
+    index.add_outputs(outputs)
+    stored = {o.id: o.answer for o in outputs}
+    path, derived = _dataset(tmp_path, outputs, answers)
+    records = list(read_dataset(path))
+    one, _ = _run(index, records, stored, 1)
+    two, _ = _run(OutputIndex.redis(redis_url, prefix=redis_prefix), records, stored, 2)
+    assert one == two
+    assert len({r["index"] for r in two["records"] if r["derived"]} & set(derived)) >= 36
