@@ -31,3 +31,13 @@ def test_the_command_rejects_unknown_transforms(capsys):
     with pytest.raises(SystemExit):
         robustness.main(["--transforms", "identity,nope"])
     assert "unknown transform" in capsys.readouterr().err
+
+
+def test_the_watermark_corroborates_framed_copies_the_text_leaves_in_doubt(outputs):
+    from distillguard.watermark import Watermarker
+
+    text_only = recall_by_transform(outputs, sample=80, seed=3, transforms=["identity", "framing"])
+    marked = recall_by_transform(outputs, sample=80, seed=3, transforms=["identity", "framing"],
+                                 watermark=Watermarker("robustness-test"))
+    assert marked["identity"] >= 0.97
+    assert marked["framing"] >= text_only["framing"] + 0.05, (text_only, marked)

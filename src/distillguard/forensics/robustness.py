@@ -10,6 +10,11 @@ fullwidth forms, sprinkled accents). Each row traces the same sample of stored a
 plain-text records (no prompt, so only the answer's text can match) and prints the share found and attributed to
 the right request. A row far below the ``identity`` row names a disguise that hides provenance. Like every
 quality measure here: choose on ``--split dev``, report on ``--split test``.
+
+With ``--watermark`` the stored answers carry their org's watermark, as the gateway serves them, and trace runs
+with the watermark evidence (as ``distillguard trace`` does): agreeing watermark slots then corroborate copies
+that the text alone leaves in doubt (a frame around a copy leaves too much of the record unaligned for the text
+alone; see :mod:`.corroborate`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..choices import comma_list
-from .evaluate import SHARED_DATA, build_case, load_points
+from .evaluate import EVAL_SECRET, SHARED_DATA, build_case, load_points
 from .formats import DatasetRecord
 from .index import Output, OutputIndex
 from .normalize import tokens
@@ -80,9 +86,18 @@ TRANSFORMS: dict[str, Transform] = {
 
 
 def recall_by_transform(outputs: Sequence[Output], sample: int = 600, seed: int = 7,
-                        transforms: Sequence[str] | None = None) -> dict[str, float]:
+                        transforms: Sequence[str] | None = None, watermark: Any = None) -> dict[str, float]:
     """Per transform, the share of sampled stored ``outputs`` (of at least ``MIN_WORDS`` tokens) that trace finds
-    and attributes to their own request when dressed that way."""
+    and attributes to their own request when dressed that way. With a ``watermark`` (a ``Watermarker``) the
+    outputs are stored marked with their org's key and trace uses the watermark evidence."""
+    evidence: Callable[[], list[Any]] = list
+    if watermark is not None:
+        from .wmevidence import WatermarkEvidence
+
+        outputs = [Output(o.id, o.org, o.ts, o.prompt, watermark.apply(o.answer, o.org) if o.org else o.answer)
+                   for o in outputs]
+        orgs = sorted({o.org for o in outputs if o.org})
+        evidence = lambda: [WatermarkEvidence(watermark, orgs)]  # noqa: E731
     index = OutputIndex.memory()
     index.add_outputs(outputs)
     stored = {o.id: o.answer for o in outputs}
@@ -92,19 +107,25 @@ def recall_by_transform(outputs: Sequence[Output], sample: int = 600, seed: int 
     for name in transforms or list(TRANSFORMS):
         fn, rng = TRANSFORMS[name], random.Random(f"{seed}:{name}")
         records = [DatasetRecord(i, (("", fn(o.answer, rng)),), "text") for i, o in enumerate(picked)]
-        res = trace_records(records, index, evidence=[], originals=stored.get)
+        res = trace_records(records, index, evidence=evidence(), originals=stored.get)
         found = sum(1 for r, o in zip(res["records"], picked) if r["derived"] and r["matched_request"] == o.id)
         out[name] = found / len(picked) if picked else 0.0
     return out
 
 
 def robustness(split: str = "dev", seed: int = 7, sample: int = 600, corpus_dir: Path | None = None,
-               transforms: Sequence[str] | None = None) -> dict[str, float]:
-    """``recall_by_transform`` over the stored outputs of ``trace-eval``'s case for this split and seed."""
+               transforms: Sequence[str] | None = None, watermark: bool = False) -> dict[str, float]:
+    """``recall_by_transform`` over the stored outputs of ``trace-eval``'s case for this split and seed (with
+    ``watermark``: marked with trace-eval's watermark secret)."""
     if corpus_dir is None and SHARED_DATA.is_dir():
         corpus_dir = SHARED_DATA
     outputs, _, _ = build_case(load_points(corpus_dir, split), 20, seed + (0 if split == "dev" else 1000))
-    return recall_by_transform(outputs, sample, seed, transforms)
+    wm = None
+    if watermark:
+        from ..watermark import Watermarker
+
+        wm = Watermarker(EVAL_SECRET)
+    return recall_by_transform(outputs, sample, seed, transforms, wm)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=600)
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--transforms", default=",".join(TRANSFORMS), help=f"comma-separated, of: {', '.join(TRANSFORMS)}")
+    ap.add_argument("--watermark", action="store_true", help="store the answers watermarked, trace with its evidence")
     a = ap.parse_args(argv)
     names = comma_list(ap, a.transforms, TRANSFORMS, "transform")
-    res = robustness(a.split, a.seed, a.sample, a.corpus, names)
+    res = robustness(a.split, a.seed, a.sample, a.corpus, names, a.watermark)
     print(f"{'transform':<14}{'recall':>8}")
     for name, recall in res.items():
         print(f"{name:<14}{recall:>8.3f}")
