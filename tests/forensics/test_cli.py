@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli.trace import trace
@@ -57,7 +58,11 @@ def test_trace_json_shape_against_the_ledger(dg_home, tmp_path, outputs, answers
     assert doc["records"][0]["org"] == "org_new"
 
 
-def test_trace_with_workers_reads_the_ledger_in_each_and_gives_the_same_result(dg_home, tmp_path, outputs, answers):
+@pytest.mark.parametrize("ledger_db", ["sqlite", "postgres"])
+def test_trace_with_workers_reads_the_ledger_in_each_and_gives_the_same_result(dg_home, tmp_path, outputs, answers,
+                                                                             ledger_db, request, monkeypatch):
+    if ledger_db == "postgres":  # the workers read the ledger over their own connections (worker_init)
+        monkeypatch.setenv("DG_DATABASE_URL", request.getfixturevalue("postgres_url"))
     _fill_ledger(outputs, n=40)
     ds = tmp_path / "ds.jsonl"
     rows = [{"text": answers[200 + i % 200][1]} for i in range(2100)]  # more than one batch of 2000
