@@ -71,3 +71,17 @@ def test_workers_read_a_redis_index(tmp_path, outputs, answers, redis_url, redis
     two, _ = _run(OutputIndex.redis(redis_url, prefix=redis_prefix), records, stored, 2)
     assert one == two
     assert len({r["index"] for r in two["records"] if r["derived"]} & set(derived)) >= 36
+
+
+def test_a_failing_lookup_in_a_worker_fails_the_trace(tmp_path, outputs, answers):
+    import pytest
+
+    index = OutputIndex.memory()
+    index.add_outputs(outputs)
+    path, _ = _dataset(tmp_path, outputs, answers)
+
+    def broken(ids):
+        raise ConnectionError("ledger unreachable")
+
+    with pytest.raises(ConnectionError, match="ledger unreachable"):
+        trace_records(list(read_dataset(path)), index, originals_many=broken, batch=16, workers=2)
