@@ -175,12 +175,13 @@ class Walker:
                 self._emit(it)
             return
         first, last = slot.items[0], slot.items[-1]
-        text = " ".join(words)
-        if first.core[0].isupper() or text.startswith(("i ", "i'")) or text == "i":
-            text = text[0].upper() + text[1:]
-        if "’" in "".join(it.core for it in slot.items):
-            text = text.replace("'", "’")
-        self.out.append(first.ws + first.lead + text + last.trail)
+        if self.keep_text:
+            text = " ".join(words)
+            if first.core[0].isupper() or text.startswith(("i ", "i'")) or text == "i":
+                text = text[0].upper() + text[1:]
+            if "’" in "".join(it.core for it in slot.items):
+                text = text.replace("'", "’")
+            self.out.append(first.ws + first.lead + text + last.trail)
         self.last = words[-1]
         self.after_comma = last.trail.endswith(",")
 
