@@ -18,7 +18,7 @@ Providers with a ``summary()`` add a dataset-level verdict to the summary (``sum
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ import numpy as np
 
 from .align import MAX_GAPS, MIN_BLOCKS, Alignment, align
 from .corroborate import Decision, decide
+from .entries import batched
 from .formats import DatasetRecord, read_dataset
 from .index import Candidate, OutputIndex, Scored
 from .normalize import caseless, name_words, recase
@@ -340,7 +341,7 @@ def trace_records(
 
         batches = match_in_workers(matcher, records, batch, workers, providers, worker_init)
     else:
-        batches = ((buf, matcher(buf)) for buf in _chunks(records, batch))
+        batches = ((buf, matcher(buf)) for buf in batched(records, batch))
     for buf, best in batches:
         _assemble(buf, best, providers, out, matches)
         total += len(buf)
@@ -354,17 +355,6 @@ def trace_records(
     if keep_matches:
         result["_matches"] = matches
     return result
-
-
-def _chunks(records: Iterable[DatasetRecord], size: int) -> Iterator[list[DatasetRecord]]:
-    buf: list[DatasetRecord] = []
-    for rec in records:
-        buf.append(rec)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
 
 
 def _assemble(buf: Sequence[DatasetRecord], best: Mapping[int, Match], providers: Sequence[Evidence],
