@@ -123,8 +123,8 @@ _FAST: dict[str, tuple[_Clause, ...]] = {
     ),
     "step_by_step": (
         (_toks("by"), (), re.compile(r"step[- ]by[- ]step"), False),
-        (None, (), re.compile(r"show (?:your|the) (?:work|reasoning)"), False),
-        (None, (), re.compile(r"explain (?:your|the) reasoning"), False),
+        (None, ("show your ", "show the "), re.compile(r"show (?:your|the) (?:work|reasoning)"), False),
+        (None, ("reasoning",), re.compile(r"explain (?:your|the) reasoning"), False),
     ),
     "output_format": (
         (_toks("json", "yaml", "csv", "markdown", "bullet", "bulleted", "numbered", "table"), (), re.compile(
@@ -151,15 +151,15 @@ _FAST: dict[str, tuple[_Clause, ...]] = {
     "imperative": ((None, (), MARKERS["imperative"], False),),
     "answer_format": (
         # answer with (only|just) | final answer | the answer is | answer:\s*$ | put your answer
-        (None, (), re.compile(r"answer(?: with (?:only|just)|(?<=final answer)|(?<=the answer) is|:\s*$"
+        (None, ("answer",), re.compile(r"answer(?: with (?:only|just)|(?<=final answer)|(?<=the answer) is|:\s*$"
                               r"|(?<=put your answer))", re.MULTILINE), False),
         (None, (")",), re.compile(r"a\)(?:(?<=\(a\))|(?<!\wa\))\s)"), False),  # \(a\) | \ba\)\s
         (None, (":",), re.compile(r"question:(?<![^\n]question:)"), False),  # ^question: (multi-line ^)
         (None, (":",), re.compile(r"choices?:"), False),
         (None, ("#",), re.compile(r"#### ?\d"), False),
-        (None, (), re.compile(r"respond with (?:only|just)"), False),
+        (None, ("respond with",), re.compile(r"respond with (?:only|just)"), False),
         (_toks("def"), (), re.compile(r"^\s*def \w+\(|\ndef \w+\(", re.MULTILINE), False),
-        (None, (), re.compile(r"only (?:the|a) (?:letter|number|option)"), True),
+        (None, ("only the ", "only a "), re.compile(r"only (?:the|a) (?:letter|number|option)"), True),
     ),
     "dataset_format": (
         (None, ("#",), re.compile(r"### (?:instruction|input|response)"), False),
