@@ -101,7 +101,7 @@ class Walker:
         self.prefix: Item | None = None
         self.waiting: Slot | None = None
         self.after_comma = False
-        self._one = lexicon.phrases
+        self._phrases = lexicon.phrases
         self._prefixes = lexicon.prefixes
 
     @property
@@ -117,7 +117,7 @@ class Walker:
                 self._emit_chunk(ws, chunk, protected)
                 return
             key = (m.group(2).lower().replace("’", "'"),)
-            if key not in self._one and key not in self._prefixes:
+            if key not in self._phrases and key not in self._prefixes:
                 self._emit_chunk(ws, chunk, protected)
                 return
         item = Item(ws, chunk, protected, sent)
@@ -152,7 +152,7 @@ class Walker:
             self._emit(item)
             return
         w = item.word
-        hit = self._one.get((w,))
+        hit = self._phrases.get((w,))
         if hit is not None:
             self._complete([item], *hit)
         elif (w,) in self._prefixes and not item.trail:
