@@ -105,6 +105,8 @@ class AccountState:
         self.any_marker = 0
         self.heads: Counter[int] = Counter()
         self.tails: Counter[int] = Counter()
+        # kept with the counters: requests in heads / tails seen ≥ 3 times, and the largest count
+        self.reuse_heads = self.reuse_tails = self.top_head = self.top_tail = 0
         self.prompts: set[int] = set()
         # per bucket: Σ norm (``topic``), Σ norm² (``topic_self``: each request's own share), requests using it
         # (``topic_df``); read through the properties, which first fold in the ``_pending`` requests' buckets
@@ -159,14 +161,24 @@ class AccountState:
                 self._example(name, f.id)
         head = f.head
         if head:
-            self.heads[head] += 1
+            c = self.heads[head] + 1
+            self.heads[head] = c
+            if c >= 3:
+                self.reuse_heads += 3 if c == 3 else 1
+            if c > self.top_head:
+                self.top_head = c
             if head not in self.head_example and len(self.head_example) < 4096:
                 self.head_example[head] = f.id
             if head not in self.skeletons and len(self.skeletons) < MAX_SKELETONS:
                 self.skeletons[head] = f.skeleton
         tail = f.tail
         if tail:
-            self.tails[tail] += 1
+            c = self.tails[tail] + 1
+            self.tails[tail] = c
+            if c >= 3:
+                self.reuse_tails += 3 if c == 3 else 1
+            if c > self.top_tail:
+                self.top_tail = c
             if tail not in self.tail_skeletons and len(self.tail_skeletons) < MAX_SKELETONS:
                 self.tail_skeletons[tail] = f.skeleton
         if len(self.prompts) < 100000:
@@ -233,9 +245,9 @@ class AccountState:
 
     def _fold(self) -> None:
         """Add the pending requests' buckets to the arrays: each request adds ``norm = 1/√(its buckets)`` to
-        ``topic``, ``norm * norm`` to ``topic_self`` and 1 to ``topic_df`` in each of its buckets. ``np.add.at`` adds
-        one index after the other, so every bucket receives the same additions in the same (request) order as the
-        one-request-at-a-time loop did: the sums are bit for bit the same, for a fraction of the interpreter work."""
+        ``topic``, ``norm * norm`` to ``topic_self`` and 1 to ``topic_df`` in each of its buckets. The pending
+        requests are summed per bucket first (``np.bincount``, in request order) and then added to the arrays: the
+        same sums up to rounding, and deterministic (an account folds at the same points whatever the process)."""
         pending = self._pending
         if not pending:
             return
@@ -253,9 +265,9 @@ class AccountState:
         lens = [len(t) for t in pending]
         norms = np.repeat(np.array([1.0 / math.sqrt(k) for k in lens]), lens)
         idx = np.fromiter(chain.from_iterable(pending), dtype=np.intp, count=len(norms))
-        np.add.at(np.frombuffer(self._topic, dtype=np.float64), idx, norms)
-        np.add.at(np.frombuffer(self._topic_self, dtype=np.float64), idx, norms * norms)
-        np.add.at(np.frombuffer(self._topic_df, dtype=_DF_DTYPE), idx, 1)
+        np.frombuffer(self._topic, dtype=np.float64)[:] += np.bincount(idx, norms, TOPIC_DIM)
+        np.frombuffer(self._topic_self, dtype=np.float64)[:] += np.bincount(idx, norms * norms, TOPIC_DIM)
+        np.frombuffer(self._topic_df, dtype=_DF_DTYPE)[:] += np.bincount(idx, None, TOPIC_DIM).astype(_DF_DTYPE)
 
     def _example(self, what: str, rid: str) -> None:
         ex = self.examples.setdefault(what, [])
@@ -279,8 +291,9 @@ class AccountState:
             setattr(dup, name, value)
         return dup
 
-    def merge(self, other: AccountState) -> None:
-        """Fold another account into this one (a ring's pseudo-account)."""
+    def merge(self, other: AccountState, finish: bool = True) -> None:
+        """Fold another account into this one (a ring's pseudo-account). Merging many: pass ``finish=False`` and
+        call ``finish_merge`` after the last one (the times are then sorted and the scaffolds recounted once)."""
         self.n += other.n
         self.single += other.single
         self.follow += other.follow
@@ -296,7 +309,7 @@ class AccountState:
             np.add(np.frombuffer(mine, dtype=dtype), np.frombuffer(theirs, dtype=dtype),
                    out=np.frombuffer(mine, dtype=dtype))  # element by element, as the loop over buckets did
         self.topic_n += other.topic_n
-        self.times = sorted(self.times + other.times)[-2 * MAX_TIMES :]
+        self.times.extend(other.times)
         self.hours = [a + b for a, b in zip(self.hours, other.hours)]
         self.t_min = min(self.t_min, other.t_min)
         self.t_max = max(self.t_max, other.t_max)
@@ -327,6 +340,16 @@ class AccountState:
         for h, rid in other.head_example.items():
             self.head_example.setdefault(h, rid)
         self.members.extend(other.members)
+        if finish:
+            self.finish_merge()
+
+    def finish_merge(self) -> None:
+        """What ``merge`` leaves for the end: the latest times in order, and the scaffold counts."""
+        self.times = sorted(self.times)[-2 * MAX_TIMES :]
+        self.reuse_heads = sum(c for c in self.heads.values() if c >= 3)
+        self.reuse_tails = sum(c for c in self.tails.values() if c >= 3)
+        self.top_head = max(self.heads.values(), default=0)
+        self.top_tail = max(self.tails.values(), default=0)
 
     # -- reading --------------------------------------------------------------------------------------------------
     def top_scaffold(self) -> tuple[int, int]:
@@ -358,19 +381,18 @@ class AccountState:
         k = self.topic_n
         if k < 2:
             return 0.5
-        common = 0.5 * k
         x = np.frombuffer(self.topic, dtype=np.float64)
         s = np.frombuffer(self.topic_self, dtype=np.float64)
         d = np.frombuffer(self.topic_df, dtype=_DF_DTYPE)
-        keep = (d != 0) & (d <= common)
-        if not keep.any():
-            return 0.0  # nothing but shared words
-        xs, ss = x[keep], s[keep]
-        # running sums over the kept buckets in bucket order (a cumulative sum adds one term after the other, as
-        # ``for ...: cross += x * x - s`` did; ``sum`` would add pairwise and round differently)
-        cross = float(np.cumsum(xs * xs - ss)[-1])
-        own = float(np.cumsum(ss)[-1])
-        if own <= 0.0:
+        # over all buckets (an unused bucket adds 0), then without the few in over half the requests
+        cross = float(x @ x) - float(s.sum())
+        own = float(s.sum())
+        common = np.flatnonzero(d > 0.5 * k)
+        if len(common):
+            xc, sc = x[common], s[common]
+            cross -= float(xc @ xc) - float(sc.sum())
+            own -= float(sc.sum())
+        if own <= 1e-12 * k:
             return 0.0  # nothing but shared words
         mean_cos = cross / ((k - 1) * own)
         return max(0.0, min(1.0, 1.0 - mean_cos))
@@ -388,16 +410,14 @@ class AccountState:
         w = min(1.0, (span - DIURNAL_MIN_S) / (DIURNAL_FULL_S - DIURNAL_MIN_S))
         return w * h + (1.0 - w) * HOUR_PRIOR
 
-    def vector(self) -> dict[str, float]:
-        """The account-level features (FEATURE_NAMES), all scale-free."""
+    def vector(self, timing: bool = True) -> dict[str, float]:
+        """The account-level features (FEATURE_NAMES), all scale-free. Without ``timing`` the unscored timing
+        features (``iat_cv``, ``burstiness``, ``hour_entropy``) are left out: a checkpoint needs them only when it is
+        an account's best so far (they are shown with its reasons)."""
         n = max(self.n, 1)
-        iat_cv, burst = self.timing()
         spread = self.topic_spread()
-        reuse = max(
-            sum(c for c in self.heads.values() if c >= 3), sum(c for c in self.tails.values() if c >= 3)
-        ) / n
-        top = max(self.heads.most_common(1)[0][1] if self.heads else 0,
-                  self.tails.most_common(1)[0][1] if self.tails else 0) / n
+        reuse = max(self.reuse_heads, self.reuse_tails) / n
+        top = max(self.top_head, self.top_tail) / n
         v = {
             "single_shot": self.single / n,
             "follow_up": self.follow / n,
@@ -407,9 +427,6 @@ class AccountState:
             "top_scaffold": top,
             "dup_prompt": 1.0 - min(1.0, len(self.prompts) / n),
             "topic_spread": spread,
-            "iat_cv": iat_cv,
-            "burstiness": burst,
-            "hour_entropy": self.hour_entropy(),
             "mean_depth": math.log(max(1.0, self.turns / n)),
             "templated_breadth": reuse * spread,
             "temp0": self.temp0 / n,
@@ -423,4 +440,11 @@ class AccountState:
             "system_share": self.system / n,
             "answer_grounding": 1.0 - self.novel / self.novel_n if self.novel_n else 0.0,
         }
+        if timing:
+            v.update(self.timing_vector())
         return v
+
+    def timing_vector(self) -> dict[str, float]:
+        """The timing features (computed for reasons and reviewers, not scored: see ``UNSCORED``)."""
+        iat_cv, burst = self.timing()
+        return {"iat_cv": iat_cv, "burstiness": burst, "hour_entropy": self.hour_entropy()}

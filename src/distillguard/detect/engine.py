@@ -164,9 +164,10 @@ class Detector:
 
     # -- per stream -----------------------------------------------------------------------------------------------
     def _checkpoint(self, t: Tracked, account_n: int | None = None) -> None:
-        v = t.state.vector()
+        v = t.state.vector(timing=False)
         p = self.model.probabilities(v)["distillation"]
         if t.best_vector is None or p > t.best:
+            v.update(t.state.timing_vector())  # unscored, shown with the best checkpoint's reasons
             t.best, t.best_vector = p, v
         if t.first_flag is None and p >= t.thr:
             t.first_flag = account_n or t.state.n
