@@ -8,10 +8,12 @@ its own verdict; the parent merges the accounts (disjoint by org) and finishes a
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,30 @@ def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int
     return orgs, results, n
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a batch run (and in the workers forked meanwhile).
+
+    A run builds millions of long-lived objects (account aggregates) and few cycles: with the collector on, its
+    passes over the growing heap cost ~7% of a worker's time and more than half of unpickling the workers' results
+    (measured on 1M records). What reference counting cannot free waits until the run ends.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def run_file(detector: Detector, path: str | Path, workers: int | None = None) -> Report:
     """``detector`` over the JSONL traffic file at ``path``, on ``workers`` processes (default: all cores)."""
-    path = Path(path)
-    workers = workers or os.cpu_count() or 1
+    with gc_paused():
+        return _run_file(detector, Path(path), workers or os.cpu_count() or 1)
+
+
+def _run_file(detector: Detector, path: Path, workers: int) -> Report:
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         return detector.run(read_objects(path))
     _JOB.update(detector=detector, path=path, shards=workers)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .account import AccountState
@@ -172,7 +172,6 @@ TOPIC_WORKING_MB = 128
 
 def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     """Candidate rings from DBSCAN over the accounts' centred topic profiles (``similarity``: mean cosine)."""
-    from sklearn import config_context
     from sklearn.cluster import DBSCAN
 
     cand = [s for s in states if s.topic_n >= TOPIC_MIN_REQUESTS]
@@ -182,8 +181,8 @@ def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
     x -= x.mean(axis=0)
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    with config_context(working_memory=TOPIC_WORKING_MB):  # distance blocks of this size, not sklearn's 1 GB
-        lab = DBSCAN(eps=TOPIC_EPS, min_samples=MIN_MEMBERS, metric="cosine").fit_predict(x)
+    graph = topic_neighbours(x, TOPIC_EPS)
+    lab = DBSCAN(eps=TOPIC_EPS, min_samples=MIN_MEMBERS, metric="precomputed").fit_predict(graph)
     rings = []
     for c in sorted(set(lab.tolist()) - {-1}):
         idx = np.flatnonzero(lab == c)
@@ -195,13 +194,37 @@ def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     return rings
 
 
+def topic_neighbours(x: np.ndarray, eps: float) -> csr_matrix:
+    """The sparse graph of cosine distances ≤ ``eps`` between the rows of ``x`` (L2-normalised), for DBSCAN's
+    ``metric="precomputed"``: the same neighbourhoods as ``metric="cosine"`` (up to float32 rounding of the
+    products), with each pair's product computed once (upper blocks only) and in single precision, in blocks of
+    ``TOPIC_WORKING_MB``. Identical profiles are stored as explicit zero distances (a neighbour all the same)."""
+    n = len(x)
+    xf = np.ascontiguousarray(x, dtype=np.float32)
+    step = max(1, int(TOPIC_WORKING_MB * 2**20) // (4 * n))
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    for i0 in range(0, n, step):
+        d = xf[i0 : i0 + step] @ xf[i0:].T
+        np.subtract(np.float32(1.0), d, out=d)
+        r, c = np.nonzero(d <= eps)
+        upper = c > r  # column offset i0 as well: c is relative to i0, like r
+        r, c = r[upper], c[upper]
+        rows.append(r + i0)
+        cols.append(c + i0)
+        vals.append(np.maximum(d[r, c], 0.0).astype(np.float64))
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    return csr_matrix((np.concatenate((v, v)), (np.concatenate((r, c)), np.concatenate((c, r)))), shape=(n, n))
+
+
 def _shared_scaffold(states: Sequence[AccountState]) -> str:
     """The recurring scaffold shared by the most members."""
     count: dict[str, int] = {}
     for s in states:
-        for sk in set(dominant_scaffolds(s)):
+        for sk in dominant_scaffolds(s):  # distinct already
             count[sk] = count.get(sk, 0) + 1
-    return max(count, key=lambda k: count[k]) if count else ""
+    return min(count, key=lambda k: (-count[k], k)) if count else ""  # ties: the same one in every process
 
 
 def merged(states: Sequence[AccountState], ring: Ring) -> AccountState:
@@ -210,5 +233,6 @@ def merged(states: Sequence[AccountState], ring: Ring) -> AccountState:
     acc = AccountState(ring.id)
     acc.members = []
     for org in ring.members:
-        acc.merge(by_org[org])
+        acc.merge(by_org[org], finish=False)
+    acc.finish_merge()
     return acc
