@@ -65,3 +65,16 @@ def test_shared_scaffold_breaks_ties_by_text():
         st.heads[1] = 10
         st.skeletons[1] = f"{text} | end"
     assert R._shared_scaffold([a, b]) == R._shared_scaffold([b, a]) == "here is a question and an answer"
+
+
+def test_shedding_rare_scaffolds_changes_nothing_read_after_the_stream():
+    from distillguard.detect.reasons import example_reasons
+
+    rng = random.Random(9)
+    recs = T.harvester("h", 150, rng) + T.chatter("h", 150, rng)
+    st = AccountState("h").extend(extract(r) for r in recs)
+    before = (R.dominant_scaffolds(st), example_reasons(st), st.top_scaffold(), st.vector())
+    n_skel = len(st.skeletons) + len(st.tail_skeletons) + len(st.head_example)
+    st.shed_rare_scaffolds()
+    assert (R.dominant_scaffolds(st), example_reasons(st), st.top_scaffold(), st.vector()) == before
+    assert before[0] and len(st.skeletons) + len(st.tail_skeletons) + len(st.head_example) < n_skel / 2

@@ -351,6 +351,15 @@ class AccountState:
         self.top_head = max(self.heads.values(), default=0)
         self.top_tail = max(self.tails.values(), default=0)
 
+    def shed_rare_scaffolds(self) -> None:
+        """Forget the skeleton texts and example ids of scaffolds used fewer than 3 times. Everything read after the
+        request stream (dominant scaffolds for rings, the top scaffold in reasons) asks for a scaffold used at least
+        3 times; ``parallel`` sheds the rest before sending an account from a worker to the parent."""
+        heads, tails = self.heads, self.tails
+        self.skeletons = {h: sk for h, sk in self.skeletons.items() if heads[h] >= 3}
+        self.tail_skeletons = {h: sk for h, sk in self.tail_skeletons.items() if tails[h] >= 3}
+        self.head_example = {h: rid for h, rid in self.head_example.items() if heads[h] >= 3}
+
     # -- reading --------------------------------------------------------------------------------------------------
     def top_scaffold(self) -> tuple[int, int]:
         """(hash, count) of the most common scaffold head, or (0, 0)."""

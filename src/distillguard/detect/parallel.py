@@ -66,6 +66,7 @@ def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int
     for t in orgs.values():
         t.sharing = []  # references to sub-streams, done with
         t.served = None  # answers served (``continuity``): needed only while consuming
+        t.state.shed_rare_scaffolds()  # a third of what is sent back, and most of its objects
     return orgs, results, n
 
 
