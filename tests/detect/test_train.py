@@ -15,3 +15,25 @@ def test_train_simulate_writes_a_loadable_model(tmp_path):
     assert "/tmp" not in m.meta["trained_on"]
     assert (tmp_path / "sim" / "dev_tiny_1.jsonl").exists()
     assert m.benign_scores  # calibrated on the benign dev account
+
+
+def test_calibration_seeds_set_the_thresholds_from_held_out_traffic(tmp_path):
+    sim = str(tmp_path / "sim")
+    same, held = tmp_path / "same.json", tmp_path / "held.json"
+    assert train.main(["--simulate", "mixed-small", "--seeds", "1", "--workdir", sim, "--out", str(same)]) == 0
+    assert train.main(["--simulate", "mixed-small", "--seeds", "1", "--calibration-seeds", "2", "--workdir", sim,
+                       "--out", str(held)]) == 0
+    a, b = ScoringModel.load(same), ScoringModel.load(held)
+    assert a.coef == b.coef  # the same fit ...
+    assert a.benign_family_scores != b.benign_family_scores  # ... calibrated on other accounts
+    assert b.meta["calibration"] == "held-out traffic" and "--calibration-seeds 2" in b.meta["trained_on"]
+    assert b.meta["calibration_benign_accounts"] == sum(1 for _ in b.benign_scores)
+    assert (tmp_path / "sim" / "dev_mixed-small_2.jsonl").exists()
+
+
+def test_calibration_seeds_must_be_held_out(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        train.main(["--simulate", "tiny", "--seeds", "1", "--calibration-seeds", "1", "--workdir", str(tmp_path),
+                    "--out", str(tmp_path / "m.json")])

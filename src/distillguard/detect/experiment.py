@@ -78,20 +78,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--dev-seeds", default="11")
     ap.add_argument("--test-seeds", default="21")
+    ap.add_argument("--calibration-seeds", default="", help="DEV seeds whose benign accounts set the thresholds "
+                    "(default: the training seeds)")
     ap.add_argument("--workdir", required=True, help="where simulated files are generated (and re-used)")
     ap.add_argument("--out", default="", help="also write the trained model here")
     a = ap.parse_args(argv)
     scen = a.scenarios.split(",")
     dev_seeds = [int(s) for s in a.dev_seeds.split(",")]
     test_seeds = [int(s) for s in a.test_seeds.split(",")]
-    if set(dev_seeds) & set(test_seeds):
-        ap.error("dev and test seeds must differ")
+    cal_seeds = [int(s) for s in a.calibration_seeds.split(",")] if a.calibration_seeds else []
+    if set(dev_seeds) & set(test_seeds) or set(cal_seeds) & set(test_seeds) or set(cal_seeds) & set(dev_seeds):
+        ap.error("dev, calibration and test seeds must differ")
     wd = Path(a.workdir)
     t0 = time.perf_counter()
     dev, dev_labels = simulated_stream(scen, dev_seeds, "dev", wd)
     note = f"python -m distillguard.detect.train --simulate {a.scenarios} --seeds {a.dev_seeds}"
-    model = train(dev, dev_labels, note)
-    ablation = train(dev, dev_labels, note + " (ablation)", exclude=PARAMETER_FEATURES)
+    cal = simulated_stream(scen, cal_seeds, "dev", wd) if cal_seeds else None
+    if cal_seeds:
+        note += f" --calibration-seeds {a.calibration_seeds}"
+    model = train(dev, dev_labels, note, calibration=cal)
+    ablation = train(dev, dev_labels, note + " (ablation)", exclude=PARAMETER_FEATURES, calibration=cal)
+    del cal
     print(f"trained on {len(dev)} dev records in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     describe(model)
     del dev

@@ -1,11 +1,13 @@
 """Train and calibrate the scorer on labelled DEV traffic, and write ``detect/model.json``.
 
-    python -m distillguard.detect.train --simulate standard,sybil,evasive --seeds 11   # the shipped model
+    python -m distillguard.detect.train --simulate standard,sybil,evasive --seeds 11 --calibration-seeds 12,13
+        # the shipped model: fitted on seed 11, thresholds from the benign accounts of seeds 12 and 13
     python -m distillguard.detect.train --traffic dev.jsonl --labels dev_labels.jsonl [--out model.json]
 
 Each account contributes its feature vectors at every checkpoint (so the model sees small and large windows); the
-threshold calibration data are the scores the batch detector gives the *benign* dev accounts. Never train on the
-split you report numbers from (``experiment`` reports on the simulator's test split with other seeds).
+threshold calibration data are the scores the batch detector gives the *benign* dev accounts, of held-out seeds
+with ``--calibration-seeds`` (the training accounts score lower than new ones). Never train on the split you report
+numbers from (``experiment`` reports on the simulator's test split with other seeds).
 """
 
 from __future__ import annotations
@@ -154,14 +156,21 @@ def calibrate(model: ScoringModel, stream: Stream, labels: Labels) -> None:
     model.benign_ring_scores = sorted(det.ring_score(r, benign)[0] for r in rings)
 
 
-def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str] = ()) -> ScoringModel:
+def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str] = (),
+          calibration: tuple[Stream, Labels] | None = None) -> ScoringModel:
+    """Fit the model on ``stream`` and set its thresholds from the benign accounts of ``calibration`` (held-out
+    dev traffic; default: the training traffic itself, whose benign accounts the model has seen and scores low)."""
     xs, ys, _ = training_vectors(stream, labels)
     model = fit(xs, ys, exclude=exclude)
-    calibrate(model, stream, labels)
+    cal_stream, cal_labels = calibration or (stream, labels)
+    calibrate(model, cal_stream, cal_labels)
     counts: dict[str, int] = defaultdict(int)
     for d in labels.values():
         counts[d["label"]] += 1
+    benign_cal = sum(1 for d in cal_labels.values() if d.get("label") == "benign")
     model.meta = {"trained_on": note, "accounts": dict(counts), "vectors": len(xs), "records": len(stream),
+                  "calibration": "held-out traffic" if calibration else "the training traffic",
+                  "calibration_benign_accounts": benign_cal,
                   "excluded_features": list(exclude), "built": time.strftime("%Y-%m-%d")}
     return model
 
@@ -189,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", action="append", default=[])
     ap.add_argument("--simulate", default="", help="comma-separated simulator scenarios (DEV split)")
     ap.add_argument("--seeds", default="11", help="comma-separated simulator seeds")
+    ap.add_argument("--calibration-seeds", default="",
+                    help="simulator seeds (DEV split, not among --seeds) whose benign accounts set the thresholds "
+                         "(default: the training traffic)")
     ap.add_argument("--workdir", default="", help="where simulated files are kept (default: a temporary dir)")
     ap.add_argument("--out", default=str(Path(__file__).with_name(MODEL_FILE)))
     a = ap.parse_args(argv)
@@ -204,8 +216,18 @@ def main(argv: list[str] | None = None) -> int:
         notes.insert(0, f"--simulate {a.simulate} --seeds {a.seeds}")
     if not stream:
         ap.error("no training traffic")
+    calibration = None
+    if a.calibration_seeds:
+        if not a.simulate:
+            ap.error("--calibration-seeds needs --simulate")
+        cal_seeds = [int(s) for s in a.calibration_seeds.split(",")]
+        if set(cal_seeds) & set(int(s) for s in a.seeds.split(",")):
+            ap.error("calibration seeds must differ from the training seeds")
+        with tempfile.TemporaryDirectory(prefix="dg-train-") as tmp:
+            calibration = simulated_stream(a.simulate.split(","), cal_seeds, "dev", Path(a.workdir or tmp))
+        notes.append(f"--calibration-seeds {a.calibration_seeds}")
     started = time.perf_counter()
-    model = train(stream, labels, "python -m distillguard.detect.train " + " ".join(notes))
+    model = train(stream, labels, "python -m distillguard.detect.train " + " ".join(notes), calibration=calibration)
     model.save(a.out)
     print(f"wrote {a.out} in {time.perf_counter() - started:.0f} s: {model.meta}", file=sys.stderr)
     describe(model)
