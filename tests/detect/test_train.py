@@ -37,3 +37,11 @@ def test_calibration_seeds_must_be_held_out(tmp_path):
     with pytest.raises(SystemExit):
         train.main(["--simulate", "tiny", "--seeds", "1", "--calibration-seeds", "1", "--workdir", str(tmp_path),
                     "--out", str(tmp_path / "m.json")])
+
+
+def test_bad_calibration_seeds_fail_before_any_traffic_is_generated(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        train.main(["--simulate", "tiny", "--seeds", "1", "--calibration-seeds", "1", "--workdir", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # nothing simulated first

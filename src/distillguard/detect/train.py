@@ -204,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="", help="where simulated files are kept (default: a temporary dir)")
     ap.add_argument("--out", default=str(Path(__file__).with_name(MODEL_FILE)))
     a = ap.parse_args(argv)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    cal_seeds = [int(s) for s in a.calibration_seeds.split(",")] if a.calibration_seeds else []
+    if cal_seeds and not a.simulate:
+        ap.error("--calibration-seeds needs --simulate")
+    if set(cal_seeds) & set(seeds):
+        ap.error("calibration seeds must differ from the training seeds")
     files = [(tp, lp, f"f{i}:") for i, (tp, lp) in enumerate(zip(a.traffic, a.labels))]
     stream, labels = load_stream(files) if files else ([], {})
     notes = [f"--traffic {tp} --labels {lp}" for tp, lp in zip(a.traffic, a.labels)]
     if a.simulate:
-        seeds = [int(s) for s in a.seeds.split(",")]
         with tempfile.TemporaryDirectory(prefix="dg-train-") as tmp:
             s2, l2 = simulated_stream(a.simulate.split(","), seeds, "dev", Path(a.workdir or tmp))
         stream = sorted(stream + s2, key=lambda p: p[1].ts)
@@ -217,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stream:
         ap.error("no training traffic")
     calibration = None
-    if a.calibration_seeds:
-        if not a.simulate:
-            ap.error("--calibration-seeds needs --simulate")
-        cal_seeds = [int(s) for s in a.calibration_seeds.split(",")]
-        if set(cal_seeds) & set(int(s) for s in a.seeds.split(",")):
-            ap.error("calibration seeds must differ from the training seeds")
+    if cal_seeds:
         with tempfile.TemporaryDirectory(prefix="dg-train-") as tmp:
             calibration = simulated_stream(a.simulate.split(","), cal_seeds, "dev", Path(a.workdir or tmp))
         notes.append(f"--calibration-seeds {a.calibration_seeds}")
