@@ -448,6 +448,7 @@ class AccountState:
             "prompt_len": math.log1p(self.prompt_chars / n),
             "system_share": self.system / n,
             "answer_grounding": 1.0 - self.novel / self.novel_n if self.novel_n else 0.0,
+            "requests": float(self.n),  # not a feature: the evidence behind the shares (``ScoringModel.evidence_k``)
         }
         if timing:
             v.update(self.timing_vector())

@@ -21,7 +21,7 @@ from ..sim import metrics as M
 from .account import PARAMETER_FEATURES
 from .engine import Detector
 from .model import ScoringModel
-from .train import Labels, Stream, describe, simulated_stream, train
+from .train import EVIDENCE_K, Labels, Stream, describe, simulated_stream, train
 
 SCENARIOS = ("standard", "sybil", "evasive")
 COLUMNS = ("accounts", "auc", "tpr@0.1%", "benign_fpr", "med_req", "ring_rec", "mixed5_tpr", "eval_acc")
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: the training seeds)")
     ap.add_argument("--workdir", required=True, help="where simulated files are generated (and re-used)")
     ap.add_argument("--out", default="", help="also write the trained model here")
+    ap.add_argument("--evidence-k", type=float, default=EVIDENCE_K, help="see distillguard.detect.train")
     a = ap.parse_args(argv)
     scen = a.scenarios.split(",")
     dev_seeds = [int(s) for s in a.dev_seeds.split(",")]
@@ -96,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     cal = simulated_stream(scen, cal_seeds, "dev", wd) if cal_seeds else None
     if cal_seeds:
         note += f" --calibration-seeds {a.calibration_seeds}"
-    model = train(dev, dev_labels, note, calibration=cal)
-    ablation = train(dev, dev_labels, note + " (ablation)", exclude=PARAMETER_FEATURES, calibration=cal)
+    if a.evidence_k != EVIDENCE_K:
+        note += f" --evidence-k {a.evidence_k:g}"
+    model = train(dev, dev_labels, note, calibration=cal, evidence_k=a.evidence_k)
+    ablation = train(dev, dev_labels, note + " (ablation)", exclude=PARAMETER_FEATURES, calibration=cal,
+                     evidence_k=a.evidence_k)
     del cal
     print(f"trained on {len(dev)} dev records in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     describe(model)

@@ -55,12 +55,20 @@ class ScoringModel:
     benign_family_scores: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     one_sided: tuple[str, ...] = ()  # features that count only above their mean (``ONE_SIDED``)
+    # Small windows are weak evidence: a stream's standardised features are shrunk towards the benign accounts'
+    # centre by n / (n + evidence_k) (n: its requests), in training and in scoring (``fit``). 0: no shrinkage.
+    evidence_k: float = 0.0
+    benign_center: list[float] = field(default_factory=list)
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def _z(self, v: dict[str, float]) -> list[float]:
         z = [max(-Z_CAP, min(Z_CAP, (v.get(f, 0.0) - m) / s)) for f, m, s in zip(self.features, self.mean, self.scale)]
         for k in self._one_sided_idx:
             z[k] = max(0.0, z[k])
+        n = v.get("requests")
+        if self.evidence_k > 0.0 and n is not None and self.benign_center:
+            w = n / (n + self.evidence_k)
+            z = [c + w * (x - c) for x, c in zip(z, self.benign_center)]
         return z
 
     def __post_init__(self) -> None:
@@ -126,7 +134,8 @@ class ScoringModel:
             "features": list(self.features), "mean": self.mean, "scale": self.scale, "classes": list(CLASSES),
             "coef": self.coef, "intercept": self.intercept, "benign_scores": self.benign_scores,
             "benign_ring_scores": self.benign_ring_scores, "benign_family_scores": self.benign_family_scores,
-            "meta": self.meta, "one_sided": list(self.one_sided),
+            "meta": self.meta, "one_sided": list(self.one_sided), "evidence_k": self.evidence_k,
+            "benign_center": self.benign_center,
         }
 
     def save(self, path: str | Path) -> None:
@@ -142,6 +151,7 @@ class ScoringModel:
             benign_ring_scores=sorted(d.get("benign_ring_scores", [])),
             benign_family_scores={k: sorted(v) for k, v in d.get("benign_family_scores", {}).items()},
             meta=d.get("meta", {}), one_sided=tuple(d.get("one_sided", ())),
+            evidence_k=float(d.get("evidence_k", 0.0)), benign_center=list(d.get("benign_center", [])),
         )
 
     @classmethod
@@ -225,7 +235,7 @@ def _constrained_logistic(z: Any, y: Any, signs: list[int], c: float) -> tuple[A
 
 def fit(
     vectors: Sequence[dict[str, float]], labels: Sequence[str], *, c: float = 0.5, seed: int = 0,
-    exclude: Sequence[str] = (),
+    exclude: Sequence[str] = (), evidence_k: float = 0.0,
 ) -> ScoringModel:
     """Train the scorer on account vectors labelled with CLASSES.
 
@@ -249,6 +259,12 @@ def fit(
     for k, f in enumerate(names):
         if f in ONE_SIDED:
             z[:, k] = np.maximum(z[:, k], 0.0)
+    center = z[y == CLASSES.index("benign")].mean(axis=0) if (y == CLASSES.index("benign")).any() else np.zeros(
+        len(names))
+    if evidence_k > 0.0:
+        n = np.array([v.get("requests", np.inf) for v in vectors], dtype=float)
+        w = np.where(np.isfinite(n), n / (n + evidence_k), 1.0)
+        z = center + w[:, None] * (z - center)
     coef = np.zeros((len(CLASSES), len(names)))
     icpt = np.array([0.0, -30.0, -30.0])  # a class absent from training is never predicted
     d_i, e_i, b_i = CLASSES.index("distillation"), CLASSES.index("evaluation"), CLASSES.index("benign")
@@ -263,7 +279,7 @@ def fit(
         coef[e_i], icpt[e_i] = clf.coef_[0], clf.intercept_[0]
     return ScoringModel(
         features=names, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(), intercept=icpt.tolist(),
-        one_sided=one_sided,
+        one_sided=one_sided, evidence_k=evidence_k, benign_center=center.tolist() if evidence_k > 0.0 else [],
     )
 
 

@@ -31,6 +31,9 @@ from .features import RequestFeatures, extract
 from .model import CLASSES, FAMILIES, MODEL_FILE, ScoringModel, family, fit
 
 Labels = dict[str, dict[str, Any]]
+# Standardised features of a window of n requests are shrunk towards the benign centre by n / (n + EVIDENCE_K)
+# (``model.fit``): ten requests count half. Chosen on DEV seeds 14 and 15 (docs/adr/0007-detection.md).
+EVIDENCE_K = 10.0
 Stream = list[tuple[str, RequestFeatures]]  # (org, features) in time order
 
 
@@ -157,11 +160,11 @@ def calibrate(model: ScoringModel, stream: Stream, labels: Labels) -> None:
 
 
 def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str] = (),
-          calibration: tuple[Stream, Labels] | None = None) -> ScoringModel:
+          calibration: tuple[Stream, Labels] | None = None, evidence_k: float = EVIDENCE_K) -> ScoringModel:
     """Fit the model on ``stream`` and set its thresholds from the benign accounts of ``calibration`` (held-out
     dev traffic; default: the training traffic itself, whose benign accounts the model has seen and scores low)."""
     xs, ys, _ = training_vectors(stream, labels)
-    model = fit(xs, ys, exclude=exclude)
+    model = fit(xs, ys, exclude=exclude, evidence_k=evidence_k)
     cal_stream, cal_labels = calibration or (stream, labels)
     calibrate(model, cal_stream, cal_labels)
     counts: dict[str, int] = defaultdict(int)
@@ -202,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="simulator seeds (DEV split, not among --seeds) whose benign accounts set the thresholds "
                          "(default: the training traffic)")
     ap.add_argument("--workdir", default="", help="where simulated files are kept (default: a temporary dir)")
+    ap.add_argument("--evidence-k", type=float, default=EVIDENCE_K,
+                    help="pseudo-count of requests behind the benign centre that small windows are shrunk towards "
+                         "(0: none)")
     ap.add_argument("--out", default=str(Path(__file__).with_name(MODEL_FILE)))
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -227,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             calibration = simulated_stream(a.simulate.split(","), cal_seeds, "dev", Path(a.workdir or tmp))
         notes.append(f"--calibration-seeds {a.calibration_seeds}")
     started = time.perf_counter()
-    model = train(stream, labels, "python -m distillguard.detect.train " + " ".join(notes), calibration=calibration)
+    if a.evidence_k != EVIDENCE_K:
+        notes.append(f"--evidence-k {a.evidence_k:g}")
+    model = train(stream, labels, "python -m distillguard.detect.train " + " ".join(notes), calibration=calibration,
+                  evidence_k=a.evidence_k)
     model.save(a.out)
     print(f"wrote {a.out} in {time.perf_counter() - started:.0f} s: {model.meta}", file=sys.stderr)
     describe(model)
