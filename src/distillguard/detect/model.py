@@ -243,7 +243,9 @@ def fit(
     weights' directions bounded by ``SIGN_PRIOR`` (what harvesting *is* may only raise the score, so a quirk of the
     training traffic cannot turn "single-shot templated prompts" into evidence of innocence) and the
     ``NOT_FOR_DISTILLATION`` traits fixed at 0, and evaluation vs
-    benign (scikit-learn, unconstrained). ``exclude`` leaves features out of the model (ablations).
+    benign (scikit-learn, unconstrained). ``exclude`` leaves features out of the model (ablations). With
+    ``evidence_k``, every vector is first shrunk towards the benign vectors' centre by n / (n + evidence_k), n being
+    its ``requests`` (vectors without it are taken as they are), as ``probabilities`` does when scoring.
     """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -259,12 +261,14 @@ def fit(
     for k, f in enumerate(names):
         if f in ONE_SIDED:
             z[:, k] = np.maximum(z[:, k], 0.0)
-    center = z[y == CLASSES.index("benign")].mean(axis=0) if (y == CLASSES.index("benign")).any() else np.zeros(
-        len(names))
-    if evidence_k > 0.0:
+    center: list[float] = []
+    if evidence_k > 0.0:  # each vector shrunk towards the benign vectors' centre by n / (n + evidence_k)
+        benign = y == CLASSES.index("benign")
+        mid = z[benign].mean(axis=0) if benign.any() else np.zeros(len(names))
         n = np.array([v.get("requests", np.inf) for v in vectors], dtype=float)
         w = np.where(np.isfinite(n), n / (n + evidence_k), 1.0)
-        z = center + w[:, None] * (z - center)
+        z = mid + w[:, None] * (z - mid)
+        center = mid.tolist()
     coef = np.zeros((len(CLASSES), len(names)))
     icpt = np.array([0.0, -30.0, -30.0])  # a class absent from training is never predicted
     d_i, e_i, b_i = CLASSES.index("distillation"), CLASSES.index("evaluation"), CLASSES.index("benign")
@@ -279,7 +283,7 @@ def fit(
         coef[e_i], icpt[e_i] = clf.coef_[0], clf.intercept_[0]
     return ScoringModel(
         features=names, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(), intercept=icpt.tolist(),
-        one_sided=one_sided, evidence_k=evidence_k, benign_center=center.tolist() if evidence_k > 0.0 else [],
+        one_sided=one_sided, evidence_k=evidence_k, benign_center=center,
     )
 
 
