@@ -19,18 +19,18 @@ from .text import (
     marker_bits,
     mask,
     scaffold_keys_of,
-    words,
+    word_bytes,
 )
 
 TOPIC_DIM = 1024  # hashed bag-of-words buckets for topic spread
-_BUCKETS: dict[str, int] = {}  # word -> topic bucket (crc32: the same in every process, so reports are reproducible)
+_BUCKETS: dict[bytes, int] = {}  # word -> topic bucket (crc32: the same in every process, so reports are reproducible)
 _BUCKETS_MAX = 500_000
 
 
-def _bucket(w: str) -> int:
+def _bucket(w: bytes) -> int:
     if len(_BUCKETS) >= _BUCKETS_MAX:
         _BUCKETS.clear()
-    b = _BUCKETS[w] = zlib.crc32(w.encode()) & (TOPIC_DIM - 1)
+    b = _BUCKETS[w] = zlib.crc32(w) & (TOPIC_DIM - 1)
     return b
 
 
@@ -230,7 +230,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     ua = str(get("user_agent") or "")
     client, route = _client(ua, req, system)
     cached = _BUCKETS.get
-    topic = tuple({cached(w) or _bucket(w) for w in words(lower, 48)})
+    topic = tuple({cached(w) or _bucket(w) for w in word_bytes(lower, 48)})
     turns = view.turns
     answer = resp.get("text") if isinstance(resp, dict) else None
     prompt_hash = zlib.crc32(prompt.encode())  # the whole prompt: a fixed preamble must not make prompts equal
