@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from .speedups import native
+
 SHINGLE = 8
 _WORD = re.compile(r"\w+")
 # ASCII text: ``\w`` is [A-Za-z0-9_], so mapping every other byte to a space (and capitals to lower case) and
@@ -46,6 +48,9 @@ class BenchmarkIndex:
         if not self._set:
             return 0.0
         head = prompt[:1000]
+        if head.isascii() and native is not None:
+            hits = native.shingle_hits(head.encode().translate(_ASCII_WORDS), self._set, SHINGLE)
+            return 0.0 if hits < 0 else min(1.0, hits / 2)
         if head.isascii():
             b = head.encode().translate(_ASCII_WORDS).split()
             m = len(b) - SHINGLE

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench import BenchmarkIndex
+from .speedups import native
 from .text import (
     MARKER_BIT,
     STOPWORDS,
@@ -32,6 +33,19 @@ def _bucket(w: bytes) -> int:
         _BUCKETS.clear()
     b = _BUCKETS[w] = zlib.crc32(w) & (TOPIC_DIM - 1)
     return b
+
+
+TOPIC_WORDS = 48  # content words of the prompt head that make its topic
+
+
+def topic_buckets(lower: str) -> tuple[int, ...]:
+    """The hashed buckets of a lower-cased prompt head's first ``TOPIC_WORDS`` content words (``text.words``),
+    each once, in no set order."""
+    if native is not None:
+        data = lower[: TOPIC_WORDS * 12].encode("utf-8", "surrogatepass")
+        return native.topic_buckets(data, TOPIC_WORDS, TOPIC_DIM - 1)
+    cached = _BUCKETS.get
+    return tuple({cached(w) or _bucket(w) for w in word_bytes(lower, TOPIC_WORDS)})
 
 
 @dataclass(slots=True)
@@ -107,6 +121,16 @@ def _ends(skel: str, toks: list[str] | None = None) -> str:
     return " ".join(toks[:12]) + " | " + " ".join(toks[-12:])
 
 
+def _skeleton_keys(skel: str) -> tuple[int, int, str]:
+    """(``scaffold_keys``, ``_ends``) of a skeleton."""
+    if native is not None:
+        head, tail, ends = native.skeleton_keys(skel.encode(), 8, 4, 12, 12)
+        return head, tail, skel if ends is None else ends.decode()
+    toks = skel.split(" ")
+    head, tail = scaffold_keys_of(toks)
+    return head, tail, _ends(skel, toks)
+
+
 _SHAPE_SKIP = frozenset(("messages", "prompt", "stream", "stream_options", "user", "metadata", "seed"))
 _CLIENT_CACHE: dict[tuple[str, str, int, tuple[str, ...]], tuple[int, int]] = {}
 
@@ -139,6 +163,7 @@ NOVELTY_PROMPT_CHARS = 8000  # ... in this much of the prompt (and of the system
 # only lower a score), so a harvester gains nothing by steering its prompts out of the sample.
 NOVELTY_SAMPLE_MASK = 1
 _PUNCT = ".,;:!?()[]{}\"'`*#<>-_/\\|~"
+_PUNCT_BYTES = _PUNCT.encode()
 
 
 def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
@@ -151,9 +176,24 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     lookup is a substring test in the lower-cased prompt, bounded by ``NOVELTY_PAIRS`` and ``NOVELTY_PROMPT_CHARS``.
     An answer without such a pair (empty, a bare label) adds nothing: 0.
     """
+    head = answer[:NOVELTY_ANSWER_CHARS]
+    if native is not None and head.isascii():
+        pairs = native.novelty_pairs(head.lower().encode("ascii"), _PUNCT_BYTES, NOVELTY_PAIRS)
+    else:
+        pairs = list(_novelty_pairs(head))
+    if not pairs:
+        return 0.0
+    text = prompt[:NOVELTY_PROMPT_CHARS].lower()
+    if system:
+        text = f"{system[:NOVELTY_PROMPT_CHARS].lower()}\n{text}"
+    return sum(1 for p in pairs if p not in text) / len(pairs)
+
+
+def _novelty_pairs(head: str) -> dict[str, None]:
+    """``answer_novelty``'s word pairs of an answer's head, at most ``NOVELTY_PAIRS``, in order."""
     pairs: dict[str, None] = {}
     prev = ""  # the previous token, when it ended without punctuation (a pair never spans a comma or a full stop)
-    for tok in answer[:NOVELTY_ANSWER_CHARS].lower().split():
+    for tok in head.lower().split():
         word = tok.strip(_PUNCT)
         if not word.isalpha():
             prev = ""
@@ -163,12 +203,7 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
             if len(pairs) >= NOVELTY_PAIRS:
                 break
         prev = word if tok[-1:].isalpha() else ""
-    if not pairs:
-        return 0.0
-    text = prompt[:NOVELTY_PROMPT_CHARS].lower()
-    if system:
-        text = f"{system[:NOVELTY_PROMPT_CHARS].lower()}\n{text}"
-    return sum(1 for p in pairs if p not in text) / len(pairs)
+    return pairs
 
 
 _KEY_LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
@@ -209,8 +244,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     prompt = view.prompt
     lower = prompt[:600].lower()
     skel = mask(prompt)
-    toks = skel.split(" ")
-    head, tail = scaffold_keys_of(toks)
+    head, tail, ends = _skeleton_keys(skel)
     bits = marker_bits(lower)
     if len(prompt) > TAIL_FROM:
         # a long prompt's instruction may come last (a document, or a fixed preamble, before the task): its tail
@@ -229,8 +263,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     max_tokens = _num(req.get("max_tokens", req.get("max_completion_tokens")), 0.0) or 0.0
     ua = str(get("user_agent") or "")
     client, route = _client(ua, req, system)
-    cached = _BUCKETS.get
-    topic = tuple({cached(w) or _bucket(w) for w in word_bytes(lower, 48)})
+    topic = topic_buckets(lower)
     turns = view.turns
     answer = resp.get("text") if isinstance(resp, dict) else None
     prompt_hash = zlib.crc32(prompt.encode())  # the whole prompt: a fixed preamble must not make prompts equal
@@ -256,7 +289,7 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         topic=topic,
-        skeleton=_ends(skel, toks),
+        skeleton=ends,
         bench=bench.overlap(prompt) if bench is not None else 0.0,
         client=client,
         route=route,

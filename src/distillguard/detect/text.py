@@ -12,6 +12,7 @@ from typing import Any
 
 from ..upstreams.corpus import content_text
 from .multiscan import MultiScanner
+from .speedups import native
 
 HEAD_CHARS = 600  # how much of a prompt the per-request features look at
 
@@ -253,6 +254,8 @@ def mask(text: str) -> str:
         t = _URL.sub("<url>", t)
     if '"' in t or "'" in t or "`" in t or "“" in t:
         t = _QUOTED.sub("<q>", t)
+    if native is not None and t.isascii():
+        return native.mask_ascii(t.encode()).decode()
     t = _ENTITY.sub("<e>", t)
     if not t.isascii():
         t = _NUM.sub("<n>", t)
@@ -332,6 +335,8 @@ def reference_marker_bits(lower_head: str) -> int:
 
 _WORD_BYTES = bytes(b if 97 <= b <= 122 or b == 39 else 32 for b in range(256))  # a-z and ' kept
 _STOP_BYTES = frozenset(w.encode() for w in STOPWORDS)
+if native is not None:
+    native.set_stopwords(_STOP_BYTES)
 _NOT_WORDS = _STOP_BYTES | {bytes([b]) for b in range(97, 123)} | {b"'"}  # stopwords, and runs too short for _WORD
 
 
@@ -339,6 +344,8 @@ def word_bytes(lower_text: str, limit: int = 64) -> list[bytes]:
     """``words`` as UTF-8 bytes, without a regex: ``_WORD`` (``[a-z][a-z']+``) finds, in each maximal run of a-z
     and apostrophes, the run without its leading apostrophes if at least two characters are left; so the runs of
     the text's bytes with every other byte a separator (UTF-8 bytes of other characters are never a-z or ')."""
+    if native is not None:
+        return native.content_words(lower_text[: limit * 12].encode("utf-8", "surrogatepass"), limit)
     data = lower_text[: limit * 12].encode("utf-8", "surrogatepass").translate(_WORD_BYTES)
     runs = data.split()
     if data[:1] == b"'" or b" '" in data:  # a run starting with an apostrophe: rare, done the long way
