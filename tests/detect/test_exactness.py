@@ -19,6 +19,7 @@ from distillguard.detect.engine import Detector, Tracked
 from distillguard.detect.features import extract
 from distillguard.detect.online import OnlineDetector
 from distillguard.detect import multiscan
+from distillguard.detect.scripts import has_unsegmented, space_out
 from distillguard.detect.text import _CODE as T_CODE
 from distillguard.detect.text import _QUOTED as T_QUOTED
 from distillguard.detect.text import _URL as T_URL
@@ -129,12 +130,14 @@ def _plain_mask(text: str) -> str:
     for rx, ph in ((T_CODE, " <code> "), (T_URL, "<url>"), (T_QUOTED, "<q>"), (_ENTITY, "<e>"),
                    (re.compile(r"\d+(?:[.,:/]\d+)*"), "<n>")):
         t = rx.sub(ph, t)
+    if has_unsegmented(t):  # each character of a script without spaces is a token
+        t = space_out(t)
     return re.sub(r"\s+", " ", t).strip().lower()
 
 
 def test_mask_equals_the_plain_substitutions():
     rng = random.Random(4)
-    pieces = ["12", "3.5", "1,000", "10:30", "1/2", "٣", "²", "v2", "a", "Jane Doe", "x, Rome", '"q"', "'it'", "`c`",
+    pieces = ["12", "3.5", "1,000", "10:30", "1/2", "٣", "²", "v2", "a", "Jane Doe", "x, Rome", '"q"', "'it'", "`c`", "糖水",
               "```py\nx=1\n```", "http://a.b/c", "a@b.io", " ", "\n", "\t", "\x1c", ".", ",", "é"]
     texts = ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 30))) for _ in range(4000)]
     for t in texts + _corpus_prompts():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench import BenchmarkIndex
+from .scripts import bigrams, has_unsegmented, ngrams
 from .speedups import native
 from .text import (
     MARKER_BIT,
@@ -41,11 +42,16 @@ TOPIC_WORDS = 48  # content words of the prompt head that make its topic
 def topic_buckets(lower: str) -> tuple[int, ...]:
     """The hashed buckets of a lower-cased prompt head's first ``TOPIC_WORDS`` content words (``text.words``),
     each once, in no set order."""
+    cached = _BUCKETS.get
     if native is not None:
         data = lower[: TOPIC_WORDS * 12].encode("utf-8", "surrogatepass")
-        return native.topic_buckets(data, TOPIC_WORDS, TOPIC_DIM - 1)
-    cached = _BUCKETS.get
-    return tuple({cached(w) or _bucket(w) for w in word_bytes(lower, TOPIC_WORDS)})
+        buckets = native.topic_buckets(data, TOPIC_WORDS, TOPIC_DIM - 1)
+    else:
+        buckets = tuple({cached(w) or _bucket(w) for w in word_bytes(lower, TOPIC_WORDS)})
+    if has_unsegmented(lower):  # Chinese, Japanese, Thai: character bigrams are the words
+        more = {cached(w) or _bucket(w) for w in (b.encode() for b in bigrams(lower[: TOPIC_WORDS * 12], TOPIC_WORDS))}
+        buckets += tuple(more.difference(buckets))
+    return buckets
 
 
 @dataclass(slots=True)
@@ -174,13 +180,17 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     an extraction, a grounded (RAG) answer or a restated tool call reuses the phrases it was given. Pairs, not single
     words: a block of common words pasted into every prompt contains an answer's words but not its phrases. The
     lookup is a substring test in the lower-cased prompt, bounded by ``NOVELTY_PAIRS`` and ``NOVELTY_PROMPT_CHARS``.
-    An answer without such a pair (empty, a bare label) adds nothing: 0.
+    An answer without such a pair (empty, a bare label) adds nothing: 0. In scripts written without spaces
+    (Chinese, Japanese, Thai) there are no word pairs: non-overlapping 4-character pieces take their place
+    (``scripts.ngrams``), so such answers are not read as taken from their prompts.
     """
     head = answer[:NOVELTY_ANSWER_CHARS]
     if native is not None and head.isascii():
         pairs = native.novelty_pairs(head.lower().encode("ascii"), _PUNCT_BYTES, NOVELTY_PAIRS)
     else:
         pairs = list(_novelty_pairs(head))
+        if len(pairs) < NOVELTY_PAIRS and has_unsegmented(head):  # no spaces between words: character 4-grams
+            pairs += ngrams(head, NOVELTY_PAIRS - len(pairs))
     if not pairs:
         return 0.0
     text = prompt[:NOVELTY_PROMPT_CHARS].lower()

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..upstreams.corpus import content_text
 from .multiscan import MultiScanner
+from .scripts import MARKERS_ZH, bigrams, has_unsegmented, space_out
 from .speedups import native
 
 HEAD_CHARS = 600  # how much of a prompt the per-request features look at
@@ -261,6 +262,8 @@ def mask(text: str) -> str:
         t = _NUM.sub("<n>", t)
     elif _has_digit(t):  # without a digit _NUM has nothing to replace
         t = _NUM_ASCII.sub("<n>", t)
+    if has_unsegmented(t):  # a script without spaces: each character a token (a template's fixed head is seen)
+        t = space_out(t)
     return " ".join(t.split()).lower()  # = _SPACE.sub(" ", t).strip(): both split on str.isspace() characters
 
 
@@ -297,13 +300,27 @@ def marker_bits(lower_head: str) -> int:
                 if nd in lower_head:
                     bits |= 1 << i
                     break
-        return bits
+        return bits  # (Hyperscan answers for ASCII text only: no Chinese markers to add)
     return _marker_bits_re(lower_head)
+
+
+_ZH_CHECKS = tuple((MARKERS_ZH[name], MARKER_BIT[name]) for name in MARKER_NAMES)
+
+
+def _zh_marker_bits(lower_head: str) -> int:
+    """The Chinese forms of the markers (``scripts.MARKERS_ZH``), for text in a script without spaces."""
+    if not has_unsegmented(lower_head):
+        return 0
+    bits = 0
+    for rx, bit in _ZH_CHECKS:
+        if rx.search(lower_head):
+            bits |= bit
+    return bits
 
 
 def _marker_bits_re(lower_head: str) -> int:
     """``marker_bits`` with ``re`` only: each marker's clauses (``_FAST``), skipped when their tokens are absent."""
-    bits = 0
+    bits = _zh_marker_bits(lower_head)
     runs = _letter_runs(lower_head)
     for clauses, needles, bit in _FAST_CHECKS:
         for toks, want, rx, gated in clauses:
@@ -322,8 +339,9 @@ def _marker_bits_re(lower_head: str) -> int:
 
 
 def reference_marker_bits(lower_head: str) -> int:
-    """The definition of the markers: a marker's regex, tried when one of its _PREFILTER needles occurs."""
-    bits = 0
+    """The definition of the markers: a marker's regex, tried when one of its _PREFILTER needles occurs; and, in
+    text with Chinese, Japanese or Thai, its Chinese form."""
+    bits = _zh_marker_bits(lower_head)
     for rx, needles, bit in _CHECKS:
         for nd in needles:
             if nd in lower_head:
@@ -378,15 +396,31 @@ def builds_on_answer(prompt_lower: str, prev_answer: str, answer: str | None = N
     """
     if not prev_answer:
         return False
-    aw = set(word_bytes(prev_answer[:2000].lower(), 300))
+    aw = set(_units(prev_answer[:2000].lower(), 300))
     if answer is not None:
-        nw = word_bytes(answer[:1000].lower(), 60)
+        nw = _units(answer[:1000].lower(), 60)
         if nw and sum(1 for w in nw if w in aw) < ANSWER_CONTINUES * len(nw):
             return False
-    pw = set(word_bytes(prompt_lower, 40))
+    pw = set(_units(prompt_lower, 40))
     if pw and len(pw & aw) / len(pw) >= 0.2:
         return True
-    return len(prompt_lower) < 300 and bool(_FOLLOW_UP.search(prompt_lower))
+    if len(prompt_lower) >= 300:
+        return False
+    return bool(_FOLLOW_UP.search(prompt_lower) or (has_unsegmented(prompt_lower) and _FOLLOW_UP_ZH.search(prompt_lower)))
+
+
+_FOLLOW_UP_ZH = re.compile(
+    r"你说的|你的(?:回答|答案|代码|例子|建议)|上面|上述|刚才|前面|这个|那个|这些|那些|它|继续|繼續|再|还有|還有|也|为什么"
+    r"|為什麼|那么|那麼|如果|可以|能不能|能否|谢谢|謝謝|好的|但是|不过|改成|换成"
+)
+
+
+def _units(lower_text: str, limit: int) -> list[bytes]:
+    """Content words, and in a script without spaces its character bigrams: what ``builds_on_answer`` compares."""
+    units = word_bytes(lower_text, limit)
+    if has_unsegmented(lower_text):
+        units += [b.encode() for b in bigrams(lower_text[: limit * 12], limit)]
+    return units
 
 
 def normalise(text: str) -> str:
