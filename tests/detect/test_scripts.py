@@ -11,7 +11,10 @@ from __future__ import annotations
 import random
 import re
 import zlib
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from distillguard.detect.engine import Detector
 from distillguard.detect.features import answer_novelty, extract, topic_buckets
@@ -32,28 +35,40 @@ def hanzify(text: str) -> str:
     return _GAP.sub("", _WORDS.sub(lambda m: _han(m.group()), text))
 
 
-def _convert(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cyrillize(text: str) -> str:
+    """Each English word as a fixed Cyrillic word (spaces kept): an alphabet the a-z word features do not read."""
+    def word(m: re.Match[str]) -> str:
+        h = zlib.crc32(m.group().lower().encode())
+        return "".join(chr(0x430 + (h >> (3 * i)) % 32) for i in range(3 + h % 6))
+    return _WORDS.sub(word, text)
+
+
+def _convert(recs: list[dict[str, Any]], conv: Callable[[str], str]) -> list[dict[str, Any]]:
     out = []
     for r in recs:
         r = {**r, "request": dict(r["request"]), "response": dict(r["response"])}
-        r["request"]["messages"] = [{**m, "content": hanzify(m["content"])} for m in r["request"]["messages"]]
-        r["response"]["text"] = hanzify(r["response"]["text"])
+        r["request"]["messages"] = [{**m, "content": conv(m["content"])} for m in r["request"]["messages"]]
+        r["response"]["text"] = conv(r["response"]["text"])
         out.append(r)
     return out
 
 
-def test_a_harvester_and_a_chatty_user_get_the_same_verdicts_without_spaces():
+@pytest.fixture(scope="module")
+def english() -> list[dict[str, Any]]:
     rng = random.Random(5)
-    english: list[dict[str, Any]] = []
+    recs: list[dict[str, Any]] = []
     for i in range(2):
-        english += T.harvester(f"harvest{i}", 400, rng) + T.chatter(f"chat{i}", 300, rng)
-    english.sort(key=lambda r: r["ts"])
-    det = Detector(rings=False)
-    for recs in (english, _convert(english)):
-        acc = {a.org: a for a in det.run(recs).accounts}
-        for i in range(2):
-            assert acc[f"harvest{i}"].flagged and acc[f"harvest{i}"].label == "distillation"
-            assert not acc[f"chat{i}"].flagged and acc[f"chat{i}"].label == "benign"
+        recs += T.harvester(f"harvest{i}", 400, rng) + T.chatter(f"chat{i}", 300, rng)
+    return sorted(recs, key=lambda r: r["ts"])
+
+
+@pytest.mark.parametrize("conv", [lambda s: s, hanzify, cyrillize], ids=["english", "han", "cyrillic"])
+def test_a_harvester_and_a_chatty_user_get_the_same_verdicts_in_other_scripts(english, conv):
+    acc = {a.org: a for a in Detector(rings=False).run(_convert(english, conv)).accounts}
+    for i in range(2):
+        assert acc[f"harvest{i}"].flagged and acc[f"harvest{i}"].label == "distillation"
+        assert not acc[f"chat{i}"].flagged and acc[f"chat{i}"].label == "benign"
+        assert acc[f"chat{i}"].score < 0.5  # not near the line either
 
 
 def test_novelty_in_chinese_tells_new_text_from_text_taken_from_the_prompt():
@@ -120,3 +135,12 @@ def test_the_cross_language_check_runs_on_a_corpus_directory(tmp_path):
     for lang in ("en", "zh"):  # (verdicts are checked above; this is the tool on a small corpus)
         assert rows[("harvest", lang)]["min"] > max(rows[(b, lang)]["max"] for b in ("chat", "rag")), rows
         assert rows[("rag", lang)]["flagged"] == 0 and rows[("chat", lang)]["flagged"] == 0, rows
+
+
+def test_extra_units_cover_what_the_a_z_words_miss():
+    from distillguard.detect.scripts import extra_units
+
+    text = "привет мир, как дела? café naïve ɪnˌtɜr việt 糖水好吃 한국어 문장 ελληνικά"
+    assert extra_units(text, 10) == ["糖水", "水好", "好吃", "привет", "мир", "как", "дела", "한국어", "문장", "ελληνικά"]
+    assert extra_units("plain ascii text", 10) == [] and extra_units("café naïve", 10) == []
+    assert len(extra_units("один два три четыре", 2)) == 2

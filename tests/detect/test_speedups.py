@@ -11,7 +11,7 @@ from distillguard.detect import bench as bench_mod
 from distillguard.detect import features as F
 from distillguard.detect import speedups
 from distillguard.detect.bench import BenchmarkIndex
-from distillguard.detect.scripts import bigrams
+from distillguard.detect.scripts import extra_units
 from distillguard.detect.text import reference_words
 
 from . import traffic as T
@@ -22,7 +22,7 @@ needs_native = pytest.mark.skipif(native is None, reason="checked by test_the_ex
 PIECES = ["it's", "'tis", "''", "'", "a", "b'", "x'y'z", "the", "don't", "rock'n'roll", "é", "naïve", "\u212a", "İ",
           "ab", "a1b", "z", "--", "o'", "'a", "word", "this", "about", "should", "i'm", " ", "\n", "\t", "\x1c", "\x0b",
           "9", "3.5", "(word)", "word,", "end.", "#tag", "`code`", "_x_", "x_y", "Question", "ANSWER", "___", "***",
-          "糖水", "学习", "ひらがな"]
+          "糖水", "学习", "ひらがな", "привет", "ɪnˌtɜr", "한국어"]
 
 
 def _texts(n: int, seed: int) -> list[str]:
@@ -54,7 +54,7 @@ def test_crc32_is_zlibs():
 def test_topic_buckets_equal_the_word_definition():
     for t in _texts(4000, 2) + _corpus():
         lower = t[:600].lower()
-        units = reference_words(lower, F.TOPIC_WORDS) + bigrams(lower[: F.TOPIC_WORDS * 12], F.TOPIC_WORDS)
+        units = reference_words(lower, F.TOPIC_WORDS) + extra_units(lower[: F.TOPIC_WORDS * 12], F.TOPIC_WORDS)
         want = {zlib.crc32(w.encode()) & (F.TOPIC_DIM - 1) for w in units}
         got = F.topic_buckets(lower)
         assert len(got) == len(set(got)) and set(got) == want, t

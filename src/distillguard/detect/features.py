@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench import BenchmarkIndex
-from .scripts import bigrams, has_unsegmented, ngrams
+from .scripts import extra_units, has_unsegmented, ngrams
 from .speedups import native
 from .text import (
     MARKER_BIT,
@@ -48,9 +48,11 @@ def topic_buckets(lower: str) -> tuple[int, ...]:
         buckets = native.topic_buckets(data, TOPIC_WORDS, TOPIC_DIM - 1)
     else:
         buckets = tuple({cached(w) or _bucket(w) for w in word_bytes(lower, TOPIC_WORDS)})
-    if has_unsegmented(lower):  # Chinese, Japanese, Thai: character bigrams are the words
-        more = {cached(w) or _bucket(w) for w in (b.encode() for b in bigrams(lower[: TOPIC_WORDS * 12], TOPIC_WORDS))}
-        buckets += tuple(more.difference(buckets))
+    if not lower.isascii():  # Chinese, Japanese, Thai: character bigrams; other alphabets: their words
+        extra = extra_units(lower[: TOPIC_WORDS * 12], TOPIC_WORDS)
+        if extra:
+            more = {cached(w) or _bucket(w) for w in (u.encode() for u in extra)}
+            buckets += tuple(more.difference(buckets))
     return buckets
 
 

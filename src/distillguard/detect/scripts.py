@@ -1,11 +1,12 @@
-"""Text in scripts written without spaces between words (Chinese, Japanese, Thai): the units the detector's text
-features use there.
+"""Text in scripts written without spaces between words (Chinese, Japanese, Thai), and in alphabets other than the
+Latin one: the units the detector's text features use there.
 
 The word-based features (content words, word pairs, skeleton tokens, English instruction markers) see nothing in
 such text: an account harvesting in Chinese had no topic, no scaffold, no markers, and - worst - answers without
 word pairs, which read as answers grounded in their prompts. Here each such character is a token for skeletons,
 character bigrams are its topic words, character 4-grams its "word pairs" for novelty, and the instruction markers
-have Chinese forms. Text without these scripts is untouched by all of it.
+have Chinese forms. Words of other alphabets (Cyrillic, Greek, Arabic, Hangul ...) are topic words and follow-up
+units as English words are. Text without these scripts is untouched by all of it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ _RUN = re.compile(f"[{UNSEGMENTED}]+")
 NGRAM = 4  # characters per novelty unit: about two Chinese words, as an English word pair
 
 
+# Words of the other alphabets written with spaces (Cyrillic, Greek, Arabic, Hebrew, Hangul, Devanagari ...): letters
+# that are neither Latin (the word features' a-z; accented Latin, phonetic and Vietnamese letters are left to them as
+# they were) nor of the scripts above
+_OTHER_WORD = re.compile(f"[^\\W\\d_\\x00-\\u02ff\\u1e00-\\u1eff{UNSEGMENTED}]{{2,}}")
+
+
 def has_unsegmented(text: str) -> bool:
     """Whether ``text`` has a character of these scripts (ASCII text has none: checked first, at no cost)."""
     return not text.isascii() and _CHAR.search(text) is not None
@@ -28,6 +35,20 @@ def has_unsegmented(text: str) -> bool:
 def space_out(text: str) -> str:
     """``text`` with a space on each side of every such character (collapse white space afterwards)."""
     return _CHAR.sub(r" \g<0> ", text)
+
+
+def extra_units(text: str, limit: int) -> list[str]:
+    """What the word features miss in a non-ASCII text, as words: character bigrams of the scripts without spaces
+    (``bigrams``) and the words of other alphabets, at most ``limit`` of each, in order."""
+    if text.isascii():
+        return []
+    out = bigrams(text, limit) if _CHAR.search(text) else []
+    seen: dict[str, None] = {}
+    for m in _OTHER_WORD.finditer(text):
+        seen[m.group()] = None
+        if len(seen) >= limit:
+            break
+    return out + list(seen)
 
 
 def bigrams(text: str, limit: int) -> list[str]:

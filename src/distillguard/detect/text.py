@@ -12,7 +12,7 @@ from typing import Any
 
 from ..upstreams.corpus import content_text
 from .multiscan import MultiScanner
-from .scripts import MARKERS_ZH, bigrams, has_unsegmented, space_out
+from .scripts import MARKERS_ZH, extra_units, has_unsegmented, space_out
 from .speedups import native
 
 HEAD_CHARS = 600  # how much of a prompt the per-request features look at
@@ -416,10 +416,11 @@ _FOLLOW_UP_ZH = re.compile(
 
 
 def _units(lower_text: str, limit: int) -> list[bytes]:
-    """Content words, and in a script without spaces its character bigrams: what ``builds_on_answer`` compares."""
+    """Content words, and what the word features miss (``scripts.extra_units``): what ``builds_on_answer``
+    compares."""
     units = word_bytes(lower_text, limit)
-    if has_unsegmented(lower_text):
-        units += [b.encode() for b in bigrams(lower_text[: limit * 12], limit)]
+    if not lower_text.isascii():
+        units += [u.encode() for u in extra_units(lower_text[: limit * 12], limit)]
     return units
 
 
