@@ -27,6 +27,8 @@ from distillguard.detect.engine import Detector
 from distillguard.detect.features import extract
 from distillguard.detect.online import OnlineDetector
 from distillguard.detect.parallel import run_file
+from distillguard.detect.speedups import native
+from distillguard.detect.text import _SCANNER
 from distillguard.detect.train import read_jsonl
 
 
@@ -86,7 +88,11 @@ def main() -> None:
     a = ap.parse_args()
     base = base_records(a.input)
     bench = default_index()
-    rows: list[tuple[str, str]] = [reference_row()]
+    rows: list[tuple[str, str]] = [
+        reference_row(),
+        ("compiled text loops (detect/_speedups) / Hyperscan markers",
+         f"{'on' if native is not None else 'off'} / {'on' if _SCANNER.active else 'off'}"),
+    ]
     load_before = os.getloadavg()[0]
 
     lines = [orjson.dumps(r) for r in base]
