@@ -114,6 +114,26 @@ cdef inline void _need_stopwords() except *:
         raise RuntimeError("set_stopwords was not called")
 
 
+cdef inline bint _next_word(const unsigned char* p, Py_ssize_t n, Py_ssize_t* i, Py_ssize_t* s,
+                            Py_ssize_t* e) noexcept nogil:
+    """The next content word of ``p[*i:n]`` (``text.words``: a run of a-z and apostrophes less its leading
+    apostrophes, at least two characters, not a stopword) at ``[*s, *e)``, with ``*i`` moved past it; False at the
+    end."""
+    while i[0] < n:
+        if not _word_char(p[i[0]]):
+            i[0] += 1
+            continue
+        s[0] = i[0]
+        while i[0] < n and _word_char(p[i[0]]):
+            i[0] += 1
+        e[0] = i[0]
+        while s[0] < e[0] and p[s[0]] == 39:
+            s[0] += 1
+        if e[0] - s[0] >= 2 and not _is_stop(p + s[0], e[0] - s[0]):
+            return True
+    return False
+
+
 def topic_buckets(bytes data, int limit, uint32_t mask):
     """Buckets (``crc32(word) & mask``) of the first ``limit`` content words of UTF-8 ``data``: ``text.words``
     (runs of a-z and apostrophes less their leading apostrophes, at least two characters, not stopwords). Each
@@ -131,18 +151,7 @@ def topic_buckets(bytes data, int limit, uint32_t mask):
     for i in range(mask + 1):
         seen[i] = 0
     i = 0
-    while i < n and found < limit:
-        if not _word_char(p[i]):
-            i += 1
-            continue
-        s = i
-        while i < n and _word_char(p[i]):
-            i += 1
-        e = i
-        while s < e and p[s] == 39:
-            s += 1
-        if e - s < 2 or _is_stop(p + s, e - s):
-            continue
+    while found < limit and _next_word(p, n, &i, &s, &e):
         found += 1
         b = _crc(0, p + s, e - s) & mask
         if not seen[b]:
@@ -274,18 +283,7 @@ def content_words(bytes data, int limit):
     cdef Py_ssize_t i = 0, s, e
     cdef list out = []
     _need_stopwords()
-    while i < n and len(out) < limit:
-        if not _word_char(p[i]):
-            i += 1
-            continue
-        s = i
-        while i < n and _word_char(p[i]):
-            i += 1
-        e = i
-        while s < e and p[s] == 39:
-            s += 1
-        if e - s < 2 or _is_stop(p + s, e - s):
-            continue
+    while len(out) < limit and _next_word(p, n, &i, &s, &e):
         out.append(PyBytes_FromStringAndSize(<const char*>(p + s), e - s))
     return out
 
@@ -340,54 +338,59 @@ cdef inline bint _digit(unsigned char c) noexcept nogil:
     return 48 <= c <= 57
 
 
-cdef Py_ssize_t _entities(const unsigned char* p, Py_ssize_t n, unsigned char* q) noexcept nogil:
-    """``text._ENTITY.sub("<e>", t)`` for ASCII ``t``: a capital after "[a-z,;:] ", its word characters, and any
-    further " Capitalised" words. Writes to ``q`` (room for 3n bytes) and returns the length written."""
+ctypedef Py_ssize_t (*_match_end)(const unsigned char*, Py_ssize_t, Py_ssize_t) noexcept nogil
+
+
+cdef Py_ssize_t _entity_end(const unsigned char* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    """Where ``text._ENTITY`` matching at ``i`` ends, or -1: a capital after "[a-z,;:] ", its word characters, and
+    any further " Capitalised" words."""
+    cdef Py_ssize_t j
+    if not (_upper(p[i]) and i >= 2 and p[i - 1] == 32
+            and (97 <= p[i - 2] <= 122 or p[i - 2] == 44 or p[i - 2] == 59 or p[i - 2] == 58)):
+        return -1
+    j = i + 1
+    while j < n and _entity_char(p[j]):
+        j += 1
+    while j + 1 < n and p[j] == 32 and _upper(p[j + 1]):
+        j += 2
+        while j < n and _entity_char(p[j]):
+            j += 1
+    return j
+
+
+cdef Py_ssize_t _number_end(const unsigned char* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    """Where ``text._NUM_ASCII`` matching at ``i`` ends, or -1: digit runs joined by single . , : or / between
+    digits."""
+    cdef Py_ssize_t j
+    if not _digit(p[i]):
+        return -1
+    j = i + 1
+    while True:
+        while j < n and _digit(p[j]):
+            j += 1
+        if j + 1 < n and (p[j] == 46 or p[j] == 44 or p[j] == 58 or p[j] == 47) and _digit(p[j + 1]):
+            j += 1
+            continue
+        return j
+
+
+cdef Py_ssize_t _substitute(const unsigned char* p, Py_ssize_t n, unsigned char* q, _match_end end,
+                            unsigned char letter) noexcept nogil:
+    """``re.sub`` of a pattern (``end``: where its match at a position ends, -1 for none) by ``<letter>``, from
+    ``p`` into ``q`` (room for 3n bytes); returns the length written. Matches are never empty."""
     cdef Py_ssize_t i = 0, k = 0, j
     while i < n:
-        if _upper(p[i]) and i >= 2 and p[i - 1] == 32 and (97 <= p[i - 2] <= 122 or p[i - 2] == 44
-                                                           or p[i - 2] == 59 or p[i - 2] == 58):
-            j = i + 1
-            while j < n and _entity_char(p[j]):
-                j += 1
-            while j + 1 < n and p[j] == 32 and _upper(p[j + 1]):
-                j += 2
-                while j < n and _entity_char(p[j]):
-                    j += 1
-            q[k] = 60
-            q[k + 1] = 101
-            q[k + 2] = 62
-            k += 3
-            i = j
-        else:
+        j = end(p, n, i)
+        if j < 0:
             q[k] = p[i]
             k += 1
             i += 1
-    return k
-
-
-cdef Py_ssize_t _numbers(const unsigned char* p, Py_ssize_t n, unsigned char* q) noexcept nogil:
-    """``text._NUM_ASCII.sub("<n>", t)``: digit runs, joined by single . , : or / between digits."""
-    cdef Py_ssize_t i = 0, k = 0, j
-    while i < n:
-        if _digit(p[i]):
-            j = i + 1
-            while True:
-                while j < n and _digit(p[j]):
-                    j += 1
-                if j + 1 < n and (p[j] == 46 or p[j] == 44 or p[j] == 58 or p[j] == 47) and _digit(p[j + 1]):
-                    j += 1
-                    continue
-                break
+        else:
             q[k] = 60
-            q[k + 1] = 110
+            q[k + 1] = letter
             q[k + 2] = 62
             k += 3
             i = j
-        else:
-            q[k] = p[i]
-            k += 1
-            i += 1
     return k
 
 
@@ -406,8 +409,8 @@ def mask_ascii(bytes data):
         PyMem_Free(b)
         raise MemoryError()
     try:
-        na = _entities(p, n, a)
-        nb = _numbers(a, na, b)
+        na = _substitute(p, n, a, _entity_end, 101)  # <e>
+        nb = _substitute(a, na, b, _number_end, 110)  # <n>
         for i in range(nb):  # collapse and lower in place: k <= i
             c = b[i]
             if _space(c):
