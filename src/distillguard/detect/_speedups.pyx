@@ -17,10 +17,10 @@ cdef uint32_t CRC_TABLE[256]
 
 cdef void _crc_init():
     cdef uint32_t c
-    cdef int n, k
+    cdef int n
     for n in range(256):
         c = <uint32_t>n
-        for k in range(8):
+        for _ in range(8):
             if c & 1:
                 c = 0xEDB88320 ^ (c >> 1)
             else:
@@ -80,7 +80,7 @@ def set_stopwords(stop):
     cdef Py_ssize_t i, j
     cdef uint64_t key
     words = list(stop)
-    if len(words) > STOP_SLOTS // 2 or any(not 0 < len(w) <= 7 for w in words):
+    if len(words) > STOP_SLOTS // 2 or [w for w in words if not 0 < len(w) <= 7]:
         raise ValueError("at most 512 stopwords of 1 to 7 bytes")
     for i in range(STOP_SLOTS):
         STOP_TABLE[i] = 0
@@ -140,7 +140,7 @@ def topic_buckets(bytes data, int limit, uint32_t mask):
     bucket once, in order of first occurrence."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i = 0, s, e
+    cdef Py_ssize_t i = 0, s = 0, e = 0  # (s, e: set by _next_word)
     cdef int found = 0
     cdef uint32_t b
     cdef unsigned char seen[4096]
@@ -280,7 +280,7 @@ def content_words(bytes data, int limit):
     """``text.word_bytes`` of UTF-8 ``data``: the first ``limit`` content words, in order, as bytes."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i = 0, s, e
+    cdef Py_ssize_t i = 0, s = 0, e = 0  # (s, e: set by _next_word)
     cdef list out = []
     _need_stopwords()
     while len(out) < limit and _next_word(p, n, &i, &s, &e):

@@ -48,11 +48,12 @@ class BenchmarkIndex:
         if not self._set:
             return 0.0
         head = prompt[:1000]
-        if head.isascii() and native is not None:
-            hits = native.shingle_hits(head.encode().translate(_ASCII_WORDS), self._set, SHINGLE)
-            return 0.0 if hits < 0 else min(1.0, hits / 2)
         if head.isascii():
-            b = head.encode().translate(_ASCII_WORDS).split()
+            data = head.encode().translate(_ASCII_WORDS)
+            if native is not None:
+                hits = native.shingle_hits(data, self._set, SHINGLE)
+                return 0.0 if hits < 0 else min(1.0, hits / 2)
+            b = data.split()
             m = len(b) - SHINGLE
             if m < 0:
                 return 0.0

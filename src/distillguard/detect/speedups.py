@@ -1,6 +1,6 @@
 """The compiled loops of feature extraction (``_speedups.pyx``), when they are built and current.
 
-``pip install`` builds the extension where a C compiler is found (it is optional in pyproject.toml); without it,
+``pip install`` builds the extension where a C compiler is found (``setup.py`` marks it optional); without it,
 ``speedups.native`` is None and each caller runs its pure-Python code, which defines the result (the compiled
 functions are checked against it in tests/detect/test_speedups.py). In a source checkout, an extension older than
 its ``.pyx`` is not used (a warning says to re-run ``scripts/setup``): a stale build must not silently compute
