@@ -129,3 +129,41 @@ def test_one_sided_features_count_only_above_their_mean():
         assert p(high)["distillation"] < p(base)["distillation"]
     again = ScoringModel.from_json(m.to_json())
     assert again.one_sided == m.one_sided and again.probabilities(high) == p(high)
+
+
+def _flattened(recs):
+    """Chat requests as a legacy completions client sends them: the conversation flattened into one prompt."""
+    out = []
+    for r in recs:
+        req = dict(r["request"])
+        msgs = req.pop("messages")
+        req["prompt"] = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in msgs) + "\n\nAssistant:"
+        out.append({**r, "endpoint": "/v1/completions", "request": req})
+    return out
+
+
+def test_a_chat_flattened_into_completions_prompts_is_read_as_the_chat():
+    rng = random.Random(5)
+    recs = []
+    for i in range(2):
+        recs += T.harvester(f"harvest{i}", 400, rng) + T.chatter(f"chat{i}", 300, rng)
+    recs.sort(key=lambda r: r["ts"])
+    det = Detector(rings=False)
+    chat = {a.org: a for a in det.run(recs).accounts}
+    flat = {a.org: a for a in det.run(_flattened(recs)).accounts}
+    for org, a in chat.items():
+        assert flat[org].flagged == a.flagged and abs(flat[org].score - a.score) < 0.01, org
+    assert chat["harvest0"].flagged and not chat["chat0"].flagged
+
+
+def test_transcript_parsing():
+    from distillguard.detect.text import PromptView
+
+    v = PromptView({"prompt": "System: be brief\n\nHuman: what is rust?\n\nAI: A language.\n\nHuman: who made it?\n\nAI:"})
+    assert (v.turns, v.prompt, v.prev_answer, v.system, v.has_history) == (2, "who made it?", "A language.",
+                                                                          "be brief", True)
+    v = PromptView({"prompt": "User: hello there\nAssistant:"})
+    assert (v.turns, v.prompt, v.prev_answer, v.has_history) == (1, "hello there", "", False)
+    for plain in ("Question: 2+2?\nAnswer:", "Translate: user: means a person", "just a prompt"):
+        v = PromptView({"prompt": plain})
+        assert (v.turns, v.prompt, v.prev_answer) == (1, plain, "")
