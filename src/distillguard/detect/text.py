@@ -223,57 +223,52 @@ class PromptView:
         if not isinstance(request, dict):
             return
         msgs = request.get("messages")
-        if isinstance(msgs, list):
-            last_user = ""
-            for m in msgs:
-                if not isinstance(m, dict):
-                    continue
-                role = m.get("role")
-                if role == "user":
-                    self.turns += 1
-                    last_user = content_text(m.get("content"))
-                elif role == "assistant":
-                    self.prev_answer = content_text(m.get("content"))
-                    self.has_history = True
-                elif role in ("system", "developer") and not self.system:
-                    self.system = content_text(m.get("content"))
-            self.prompt = last_user
-        else:
+        if not isinstance(msgs, list):
             p = request.get("prompt")
             if isinstance(p, list):
                 p = p[0] if p else ""
-            self.prompt = p if isinstance(p, str) else ""
-            self.turns = 1 if self.prompt else 0
-            parsed = _transcript(self.prompt) if self.prompt else None
-            if parsed is not None:  # a chat flattened into a completions prompt: read it as the chat it is
-                self.turns, self.prompt, self.prev_answer, self.system = parsed
-                self.has_history = bool(self.prev_answer)
+            p = p if isinstance(p, str) else ""
+            # a chat flattened into a completions prompt is read as the chat it is; any other prompt whole
+            msgs = _transcript(p) if p else None
+            if msgs is None:
+                self.prompt = p
+                self.turns = 1 if p else 0
+                return
+        last_user = ""
+        for m in msgs:
+            if not isinstance(m, dict):
+                continue
+            role = m.get("role")
+            if role == "user":
+                self.turns += 1
+                last_user = content_text(m.get("content"))
+            elif role == "assistant":
+                self.prev_answer = content_text(m.get("content"))
+                self.has_history = True
+            elif role in ("system", "developer") and not self.system:
+                self.system = content_text(m.get("content"))
+        self.prompt = last_user
 
 
 _TURN = re.compile(r"^[ \t]*(user|human|assistant|ai|system)[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
 _ROLE = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant", "system": "system"}
 
 
-def _transcript(prompt: str) -> tuple[int, str, str, str] | None:
-    """A legacy completions prompt holding a conversation ("User: ... Assistant: ... User: ..." or Human/AI, each
-    role at a line start, ending with the user's turn or the cue for the answer): (user turns, the last user turn,
-    the answer before it or "", the system text); None for any other prompt, which is read whole. Every turn of
-    such a chat is read alike, the first one included, so that the chat's requests keep one client shape."""
+def _transcript(prompt: str) -> list[dict[str, str]] | None:
+    """The messages of a legacy completions prompt holding a conversation ("User: ... Assistant: ... User: ..." or
+    Human/AI, each role at a line start, ending with the user's turn or the cue for the answer), without empty
+    answers (the cue among them); None for any other prompt. Every turn of such a chat is read alike, the first one
+    included, so that the chat's requests keep one client shape."""
     marks = list(_TURN.finditer(prompt[:20000]))
     if len(marks) < 2:
         return None
-    segments = []
+    messages = []
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(prompt)
-        segments.append((_ROLE[m.group(1).lower()], prompt[m.end():end].strip()))
-    if segments[-1][0] == "assistant" and not segments[-1][1]:
-        segments.pop()  # the cue for the answer to come
-    if segments[-1][0] != "user":
-        return None
-    earlier = [text for role, text in segments[:-1] if role == "assistant" and text]
-    users = sum(1 for role, _ in segments if role == "user")
-    system = next((text for role, text in segments if role == "system"), "")
-    return users, segments[-1][1], earlier[-1] if earlier else "", system
+        role, text = _ROLE[m.group(1).lower()], prompt[m.end():end].strip()
+        if role != "assistant" or text:
+            messages.append({"role": role, "content": text})
+    return messages if messages and messages[-1]["role"] == "user" else None
 
 
 def mask(text: str) -> str:
