@@ -225,11 +225,12 @@ class Detector:
             first = t.first_key
             if first is None:
                 first = t.first_key = f.key
-            elif f.key != first and (org, "k:" + first) not in keys:
-                keys[(org, "k:" + first)] = t.fork(self.threshold, CHECKPOINTS)
+            first_sid = (org, "k:" + first)
+            if f.key != first and first_sid not in keys:
+                keys[first_sid] = t.fork(self.threshold, CHECKPOINTS)
             self._add(t, f)
             n = acc.n
-            if (org, "k:" + first) in keys:
+            if first_sid in keys:
                 k = keys.get((org, "k:" + f.key))
                 if k is None:
                     k = keys[(org, "k:" + f.key)] = Tracked(org, self.threshold)
