@@ -1,0 +1,199 @@
+"""Behaviours the simulator does not have, built from the full corpus: what does the detector make of them?
+
+    python -m distillguard.detect.probes [--data ../shared/data] [--accounts 10] [--requests 200]
+
+The model was fitted on the simulator's tenants. Production traffic holds products the simulator never built, and the
+terms allow some uses that look like harvesting (building classifiers for internal use). Each behaviour below is
+built from real text of the full corpus and scored by the shipped model, rings off (each account on its own); the
+table shows how many accounts are flagged, against what the terms say they are. Nothing is fitted to it. Behaviours:
+
+- agent (benign): a function-calling product, ``benign/glaive_toolcall`` conversations in the OpenAI tool format
+  (``tools``, assistant ``tool_calls``, ``tool`` results), one request per assistant turn;
+- writing (benign): a copywriting product whose end users ask for writing tasks (the writing instructions of
+  ``distill/alpaca_gpt4_en`` with their GPT-4 answers) through the product's few templates, single-shot;
+- synthdata (allowed): training data for the customer's own intent classifier: "write k messages a customer might
+  send about <intent>" over a fixed label set, each prompt sent many times at a high temperature, answers lists of
+  real end-user messages (``benign/sharegpt`` first turns);
+- harvest (distillation): every kind of ``alpaca_gpt4_en`` instruction through one wrapper template, whole answers.
+
+Known limitation this measures (ADR 0007): single-shot, ungrounded generation with whole answers kept is the shape of
+harvesting, and a product that only does that (writing) scores as a harvester; so does a job whose prompts say
+"generate k examples" (synthdata), a phrase only harvesters use in the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .bench import default_index
+from .crosslingual import Record, _read
+from .engine import Detector
+
+_WRITING = re.compile(r"(Write|Compose|Create|Draft|Generate|Describe|Craft)\b")
+_APP_TEMPLATES = ("{q}", "{q}\n\nTone: {tone}.", "You are a copywriter. {q} Keep the tone {tone}.")
+_TONES = ("friendly", "professional", "playful", "formal", "persuasive")
+_LABELS = {
+    "bank": ("card lost", "card declined", "transfer delay", "wrong charge", "account locked", "fees"),
+    "airline": ("flight delay", "lost baggage", "refund request", "seat change", "cancel booking", "upgrade"),
+    "telecom": ("slow internet", "billing error", "roaming", "no signal", "porting number", "data plan"),
+    "shop": ("late delivery", "damaged item", "return item", "wrong size", "payment failed", "track order"),
+}
+_SYNTH_TEMPLATES = (
+    "Write {k} different messages a customer of a {d} company might send about '{i}'. Vary tone and length. "
+    "Return a JSON list of strings.",
+    "Generate {k} realistic support-chat messages ({d}) for the intent '{i}', one per line.",
+)
+
+
+class Material:
+    def __init__(self, data: Path) -> None:
+        pairs = [(r["messages"][0]["content"], r["messages"][1]["content"])
+                 for r in _read(data / "distill" / "alpaca_gpt4_en.jsonl")
+                 if len(r["messages"]) >= 2 and r["messages"][0]["role"] == "user"
+                 and r["messages"][1]["role"] == "assistant"]
+        self.pairs = pairs
+        self.writing = [p for p in pairs if _WRITING.match(p[0])]
+        self.tool_convs = [r for r in _read(data / "benign" / "glaive_toolcall.jsonl") if len(r["messages"]) >= 2]
+        self.user_lines = []
+        for r in _read(data / "benign" / "sharegpt.jsonl.gz"):
+            first = next((m["content"] for m in r["messages"] if m["role"] == "user"), "")
+            if r.get("lang") == "en" and 10 <= len(first) <= 300:
+                self.user_lines.append(first)
+            if len(self.user_lines) >= 3000:
+                break
+
+
+def _record(org: str, i: int, ts: float, msgs: list[dict[str, Any]], answer: str | None, ua: str,
+            **params: Any) -> Record:
+    text_in = sum(len(m.get("content") or "") for m in msgs)
+    return {"id": f"{org}-{i}", "ts": ts, "org": org, "key": f"key-{org}", "ip": "198.51.100.9", "user_agent": ua,
+            "endpoint": "/v1/chat/completions", "request": {"model": "gpt-4o-mini", "messages": msgs, **params},
+            "response": {"status": 200, "text": answer},
+            "usage": {"prompt_tokens": text_in // 4 + 1, "completion_tokens": len(answer or "{}") // 4 + 1}}
+
+
+def agent(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    ts, out = 1.7e9, []
+    system = "You are a helpful assistant with access to the following functions. Use them if required."
+    temperature = rng.choice((0.0, 0.2, 0.7))
+    while len(out) < n:
+        conv = rng.choice(m.tool_convs)
+        tools = [{"type": "function", "function": t} for t in json.loads(conv.get("meta", {}).get("tools") or "[]")]
+        history: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        for msg in conv["messages"]:
+            if len(out) >= n:
+                break
+            if msg["role"] == "assistant":
+                call = _tool_call(msg["content"], len(out))
+                out.append(_record(org, len(out), ts, list(history), None if call else msg["content"],
+                                   "OpenAI/Python 1.40.0", tools=tools, temperature=temperature))
+                history.append({"role": "assistant", "content": None, "tool_calls": [call]} if call else
+                               {"role": "assistant", "content": msg["content"]})
+                ts += rng.uniform(1, 4)
+            elif msg["role"] == "tool":
+                history.append({"role": "tool", "tool_call_id": f"call_{len(out) - 1}", "content": msg["content"]})
+                ts += rng.uniform(0.2, 1.5)
+            else:
+                history.append({"role": "user", "content": msg["content"]})
+                ts += rng.uniform(5, 60)
+        ts += rng.uniform(60, 3600)
+    return out
+
+
+def _tool_call(content: str, i: int) -> dict[str, Any] | None:
+    """The OpenAI form of a glaive assistant turn that calls a function (its content is the call's JSON)."""
+    if not content.startswith('{"name"'):
+        return None
+    try:
+        call = json.loads(content)
+    except ValueError:
+        return None
+    return {"id": f"call_{i}", "type": "function",
+            "function": {"name": call.get("name", ""), "arguments": json.dumps(call.get("arguments", {}))}}
+
+
+def writing(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    ts, out = 1.7e9, []
+    system = rng.choice((None, "You are WriteWell, an AI writing assistant for marketing teams."))
+    temperature = rng.choice((0.7, 0.8, 1.0))
+    for i in range(n):
+        q, a = rng.choice(m.writing)
+        msgs = [{"role": "user", "content": rng.choice(_APP_TEMPLATES).format(q=q, tone=rng.choice(_TONES))}]
+        if system:
+            msgs.insert(0, {"role": "system", "content": system})
+        ts += rng.expovariate(1 / 90)
+        out.append(_record(org, i, ts, msgs, a, "node-fetch/3.3", temperature=temperature,
+                           max_tokens=rng.choice((800, 1000))))
+    return out
+
+
+def synthdata(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    ts, out = 1.7e9, []
+    domain = rng.choice(sorted(_LABELS))
+    for i in range(n):
+        k = rng.choice((5, 10))
+        prompt = rng.choice(_SYNTH_TEMPLATES).format(k=k, d=domain, i=rng.choice(_LABELS[domain]))
+        answer = json.dumps(rng.sample(m.user_lines, k))
+        ts += rng.uniform(2, 6)
+        out.append(_record(org, i, ts, [{"role": "user", "content": prompt}], answer, "python-requests/2.31",
+                           temperature=1.0))
+    return out
+
+
+def harvest(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    ts, out = 1.7e9, []
+    template = rng.choice(("{q}", "Answer the following instruction in detail.\n\n{q}", "Instruction: {q}\nResponse:"))
+    for i in range(n):
+        q, a = rng.choice(m.pairs)
+        ts += rng.uniform(1, 4)
+        out.append(_record(org, i, ts, [{"role": "user", "content": template.format(q=q)}], a, "python-requests/2.31",
+                           temperature=0.7))
+    return out
+
+
+BEHAVIOURS: dict[str, tuple[str, Callable[[Material, str, int, random.Random], list[Record]]]] = {
+    "agent": ("benign", agent), "writing": ("benign", writing), "synthdata": ("allowed", synthdata),
+    "harvest": ("distillation", harvest),
+}
+
+
+def run(data: Path, accounts: int, requests: int, seed: int = 7) -> list[dict[str, Any]]:
+    material = Material(data)
+    det = Detector(bench=default_index(), rings=False)
+    rows = []
+    for name, (truth, build) in BEHAVIOURS.items():
+        rng = random.Random(seed)
+        recs = [r for a in range(accounts) for r in build(material, f"{name}-{a}", requests, rng)]
+        recs.sort(key=lambda r: r["ts"])
+        rep = det.run(recs)
+        scores = sorted(a.score for a in rep.accounts)
+        rows.append({"behaviour": name, "terms": truth, "accounts": len(scores),
+                     "flagged": sum(a.label == "distillation" for a in rep.accounts),
+                     "min": scores[0], "median": scores[len(scores) // 2], "max": scores[-1]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the full corpus")
+    ap.add_argument("--accounts", type=int, default=10, help="accounts per behaviour")
+    ap.add_argument("--requests", type=int, default=200, help="requests per account")
+    a = ap.parse_args(argv)
+    if not (a.data / "benign" / "glaive_toolcall.jsonl").exists():
+        ap.error(f"{a.data} does not hold the full corpus (benign/glaive_toolcall.jsonl)")
+    print(f"{'behaviour':<11}{'terms':<14}{'flagged':>10}{'min':>8}{'median':>8}{'max':>8}")
+    for r in run(a.data, a.accounts, a.requests):
+        print(f"{r['behaviour']:<11}{r['terms']:<14}{r['flagged']:>6}/{r['accounts']:<3}"
+              f"{r['min']:>8.3f}{r['median']:>8.3f}{r['max']:>8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
