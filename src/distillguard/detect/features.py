@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench import BenchmarkIndex
+from .language import renders_prompt
 from .scripts import extra_units, has_unsegmented, ngrams
 from .speedups import native
 from .text import (
@@ -170,6 +171,7 @@ NOVELTY_PROMPT_CHARS = 8000  # ... in this much of the prompt (and of the system
 # costs ~20 µs, and an account's mean needs no more. An unmeasured request only withholds a lowering (grounding can
 # only lower a score), so a harvester gains nothing by steering its prompts out of the sample.
 NOVELTY_SAMPLE_MASK = 1
+RENDERED_MIN_NOVELTY = 0.5  # from this novelty on, an answer in another language than its prompt is checked
 _PUNCT = ".,;:!?()[]{}\"'`*#<>-_/\\|~"
 _PUNCT_BYTES = _PUNCT.encode()
 
@@ -184,7 +186,9 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     lookup is a substring test in the lower-cased prompt, bounded by ``NOVELTY_PAIRS`` and ``NOVELTY_PROMPT_CHARS``.
     An answer without such a pair (empty, a bare label) adds nothing: 0. In scripts written without spaces
     (Chinese, Japanese, Thai) there are no word pairs: non-overlapping 4-character pieces take their place
-    (``scripts.ngrams``), so such answers are not read as taken from their prompts.
+    (``scripts.ngrams``), so such answers are not read as taken from their prompts. An answer in another language
+    than its prompt and bounded by the prompt's size (``language.renders_prompt``: a translation) shares no phrase
+    with it and is grounded all the same: 0.
     """
     head = answer[:NOVELTY_ANSWER_CHARS]
     if native is not None and head.isascii():
@@ -198,7 +202,10 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     text = prompt[:NOVELTY_PROMPT_CHARS].lower()
     if system:
         text = f"{system[:NOVELTY_PROMPT_CHARS].lower()}\n{text}"
-    return sum(1 for p in pairs if p not in text) / len(pairs)
+    novel = sum(1 for p in pairs if p not in text) / len(pairs)
+    if novel >= RENDERED_MIN_NOVELTY and renders_prompt(answer, prompt):
+        return 0.0  # the prompt's text in another language (a translation): as grounded as a summary
+    return novel
 
 
 def _novelty_pairs(head: str) -> dict[str, None]:

@@ -11,12 +11,15 @@ table shows how many accounts are flagged, against what the terms say they are. 
   (``tools``, assistant ``tool_calls``, ``tool`` results), one request per assistant turn;
 - writing (benign): a copywriting product whose end users ask for writing tasks (the writing instructions of
   ``distill/alpaca_gpt4_en`` with their GPT-4 answers) through the product's few templates, single-shot;
+- translate (benign): a translation product: Chinese texts in (``distill/alpaca_gpt4_zh`` answers), English out (an
+  ``alpaca_gpt4_en`` answer of about the same size stands in for the translation: the features read the answer's
+  language, size and words, not its meaning);
 - synthdata (allowed): training data for the customer's own intent classifier: "write k messages a customer might
   send about <intent>" over a fixed label set, each prompt sent many times at a high temperature, answers lists of
   real end-user messages (``benign/sharegpt`` first turns);
 - harvest (distillation): every kind of ``alpaca_gpt4_en`` instruction through one wrapper template, whole answers.
 
-Known limitation this measures (ADR 0007): single-shot, ungrounded generation with whole answers kept is the shape of
+Known limitation this measures (ADR 0007; translate was one too, until ``language``): single-shot, ungrounded generation with whole answers kept is the shape of
 harvesting, and a product that only does that (writing) scores as a harvester; so does a job whose prompts say
 "generate k examples" (synthdata), a phrase only harvesters use in the simulator.
 """
@@ -24,6 +27,7 @@ harvesting, and a product that only does that (writing) scores as a harvester; s
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import random
 import re
@@ -35,6 +39,7 @@ from typing import Any
 from .bench import default_index
 from .crosslingual import Record, _read
 from .engine import Detector
+from .language import size
 
 _WRITING = re.compile(r"(Write|Compose|Create|Draft|Generate|Describe|Craft)\b")
 _APP_TEMPLATES = ("{q}", "{q}\n\nTone: {tone}.", "You are a copywriter. {q} Keep the tone {tone}.")
@@ -60,6 +65,9 @@ class Material:
                  and r["messages"][1]["role"] == "assistant"]
         self.pairs = pairs
         self.writing = [p for p in pairs if _WRITING.match(p[0])]
+        self.zh_texts = [r["messages"][1]["content"] for r in _read(data / "distill" / "alpaca_gpt4_zh.jsonl")
+                         if len(r["messages"]) >= 2 and r["messages"][1]["role"] == "assistant"]
+        self.en_by_size = sorted((len(a), a) for _, a in pairs)
         self.tool_convs = [r for r in _read(data / "benign" / "glaive_toolcall.jsonl") if len(r["messages"]) >= 2]
         self.user_lines = []
         for r in _read(data / "benign" / "sharegpt.jsonl.gz"):
@@ -134,6 +142,19 @@ def writing(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
     return out
 
 
+def translate(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    ts, out = 1.7e9, []
+    sizes = [k for k, _ in m.en_by_size]
+    for i in range(n):
+        text = rng.choice(m.zh_texts)
+        j = min(bisect.bisect_left(sizes, size(text)), len(sizes) - 1)  # an English text of about the same size
+        msgs = [{"role": "system", "content": "You are a professional translator."},
+                {"role": "user", "content": "Translate the following text into English:\n\n" + text}]
+        ts += rng.uniform(3, 30)
+        out.append(_record(org, i, ts, msgs, m.en_by_size[j][1], "Translator/2.0", temperature=0.3))
+    return out
+
+
 def synthdata(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
     ts, out = 1.7e9, []
     domain = rng.choice(sorted(_LABELS))
@@ -159,7 +180,8 @@ def harvest(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
 
 
 BEHAVIOURS: dict[str, tuple[str, Callable[[Material, str, int, random.Random], list[Record]]]] = {
-    "agent": ("benign", agent), "writing": ("benign", writing), "synthdata": ("allowed", synthdata),
+    "agent": ("benign", agent), "writing": ("benign", writing), "translate": ("benign", translate),
+    "synthdata": ("allowed", synthdata),
     "harvest": ("distillation", harvest),
 }
 

@@ -1,0 +1,67 @@
+"""Telling a text's language, and translations read as grounded in their prompts."""
+
+from __future__ import annotations
+
+import random
+
+from distillguard.detect import features as F
+from distillguard.detect.engine import Detector
+from distillguard.detect.language import language, renders_prompt
+
+from . import traffic as T
+from .test_scripts import cyrillize, hanzify
+
+EN = ("The committee reviewed the proposal for the new library and decided that the project should go ahead in the "
+      "spring, provided that the city can find the money for the building and the staff it will need.")
+FR = ("Le comité a examiné la proposition pour la nouvelle bibliothèque et a décidé que le projet devrait avancer au "
+      "printemps, à condition que la ville trouve les fonds pour le bâtiment et le personnel dont il aura besoin.")
+ES = ("El comité revisó la propuesta para la nueva biblioteca y decidió que el proyecto debe seguir adelante en la "
+      "primavera, siempre que la ciudad encuentre el dinero para el edificio y el personal que necesitará.")
+DE = ("Der Ausschuss hat den Vorschlag für die neue Bibliothek geprüft und entschieden, dass das Projekt im Frühjahr "
+      "beginnen soll, wenn die Stadt das Geld für das Gebäude und die Mitarbeiter findet, die es braucht.")
+CODE = ("def total(items):\n    result = 0\n    for item in items:\n        if item.price > 0:\n"
+        "            result += item.price * item.count\n    return result\n\nprint(total(cart.items))\n")
+
+
+def test_languages_are_told_by_script_and_function_words():
+    assert [language(t) for t in (EN, FR, ES, DE)] == ["en", "fr", "es", "de"]
+    assert language(hanzify(EN)) == "han" and language(cyrillize(EN)) == "cyrillic"
+    assert language(CODE) is None  # code is no language
+    assert language("The car sped up.") is None  # too short to tell
+    assert language("Leonardo da Vinci, Michelangelo, Raffaello, Donatello: painters and sculptors") is None
+
+
+def test_an_answer_in_another_language_bounded_by_its_prompt_renders_it():
+    assert renders_prompt(EN, "Traduis en anglais :\n\n" + FR)
+    assert renders_prompt(FR, "Translate into French:\n\n" + EN)
+    assert renders_prompt(EN, "Translate into English:\n\n" + hanzify(EN))
+    assert not renders_prompt(EN, "Summarise:\n\n" + EN)  # the same language: word pairs decide
+    assert not renders_prompt(EN * 6, "请写一篇关于图书馆的文章。")  # far longer than the prompt: new text
+    assert not renders_prompt(CODE, "Translate into English:\n\n" + hanzify(EN))
+    assert F.answer_novelty(EN, "Translate into English:\n\n" + hanzify(EN)) == 0.0
+    assert F.answer_novelty(EN, "Write about a new library in three sentences.") > 0.5
+
+
+def _translator(org: str, n: int, rng: random.Random) -> list[dict]:
+    """A translation product: the customer's (Han-script) texts in, their English rendering out, single-shot."""
+    texts = [a for m in T.pools()["alpaca_eval"] if len(a := T._answer(m)) > 400]
+    out = []
+    for i in range(n):
+        text = rng.choice(texts)
+        msgs = [{"role": "system", "content": "You translate documents for a law firm."},
+                {"role": "user", "content": "Translate into English:\n\n" + hanzify(text)}]
+        out.append(T.record(org, i, T.T0 + 20.0 * i, msgs, text, temperature=0.2))
+    return out
+
+
+def test_a_translation_product_is_grounded_and_not_flagged(monkeypatch):
+    rng = random.Random(4)
+    recs = [r for k in range(3) for r in _translator(f"tr{k}", 200, rng)]
+    rep = Detector(rings=False).run(recs)
+    assert all(a.features["answer_grounding"] > 0.8 for a in rep.accounts)  # (code answers: no language)
+    assert not any(a.flagged for a in rep.accounts), [(a.org, a.score) for a in rep.accounts]
+    monkeypatch.setattr(F, "renders_prompt", lambda answer, prompt: False)  # read by word pairs alone
+    before = Detector(rings=False).run(recs)
+    assert all(a.features["answer_grounding"] < 0.2 for a in before.accounts)
+    assert all(a.score > b.score for a, b in zip(sorted(before.accounts, key=lambda a: a.org),
+                                                 sorted(rep.accounts, key=lambda a: a.org)))
