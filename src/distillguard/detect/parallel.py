@@ -22,6 +22,7 @@ import orjson
 from ..jsonl import read_objects
 from .engine import AccountResult, Detector, Report, Tracked
 from .features import RequestFeatures, extract
+from .rings import warm_up
 
 _JOB: dict[str, Any] = {}  # set in the parent before forking
 
@@ -99,7 +100,10 @@ def _run_file(detector: Detector, path: Path, workers: int) -> Report:
     _JOB.update(detector=detector, path=path, shards=workers)
     try:
         with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_work, range(workers))
+            pending = pool.map_async(_work, range(workers))
+            if detector.use_rings:
+                warm_up()  # the parent's imports for rings while the workers run, not after
+            parts = pending.get()
     finally:
         _JOB.clear()
     merged: dict[str, Tracked] = {}

@@ -170,6 +170,12 @@ TOPIC_MIN_REQUESTS = 20  # accounts with fewer requests have no stable topic pro
 TOPIC_WORKING_MB = 128
 
 
+def warm_up() -> None:
+    """Import what ``topic_rings`` imports on first use (scikit-learn, ~0.7 s): ``parallel`` does it while its
+    workers run."""
+    from sklearn.cluster import DBSCAN  # noqa: F401
+
+
 def topic_rings(states: Sequence[AccountState]) -> list[Ring]:
     """Candidate rings from DBSCAN over the accounts' centred topic profiles (``similarity``: mean cosine)."""
     from sklearn.cluster import DBSCAN
