@@ -138,7 +138,8 @@ def main() -> None:
             dt = time.perf_counter() - t
         workers = os.cpu_count() or 1
         t = time.perf_counter()
-        rep_p = run_file(Detector(bench=bench), path, workers=workers)
+        phases: dict[str, float] = {}
+        rep_p = run_file(Detector(bench=bench), path, workers=workers, phases=phases)
         dt_p = time.perf_counter() - t
     rows.append((f"batch input: {n:,} records ({size / 1e6:.0f} MB), {len(rep_p.accounts):,} accounts", ""))
     if rep is not None:
@@ -148,6 +149,9 @@ def main() -> None:
         ]
     rows += [
         (f"batch detect, {workers} workers (distillguard detect --workers {workers})", f"{dt_p:.1f} s"),
+        ("  of which: workers, until the slowest is done", f"{phases.get('workers', 0.0):.1f} s"),
+        ("  of which: their accounts to the parent (pickle, pipe, unpickle)", f"{phases.get('collect', 0.0):.1f} s"),
+        ("  of which: rings and report in the parent", f"{phases.get('report', 0.0):.1f} s"),
         (f"{'measured' if n == 1_000_000 else 'projected'} for 1M records, {workers} workers "
          "(rings grow faster than linearly: measure at 1M)", f"{1e6 / (n / dt_p):.0f} s"),
         ("rings found", str(len(rep_p.rings))),

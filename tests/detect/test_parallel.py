@@ -14,9 +14,12 @@ def test_two_workers_give_the_same_verdicts_as_one(population, tmp_path):
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     det = Detector()
     one = {a.org: (round(a.score, 9), a.flagged, a.label, a.flagged_after, a.ring is None) for a in det.run(recs).accounts}
+    phases: dict[str, float] = {}
     two = {a.org: (round(a.score, 9), a.flagged, a.label, a.flagged_after, a.ring is None)
-           for a in run_file(det, path, workers=2).accounts}
+           for a in run_file(det, path, workers=2, phases=phases).accounts}
     assert one == two and len(one) > 20
+    assert set(phases) == {"workers", "collect", "report"} and all(v >= 0.0 for v in phases.values())
+    assert phases["workers"] > phases["collect"]  # extracting and aggregating is most of a worker's job
 
 
 def test_account_state_pickles_exactly(population):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,9 +57,10 @@ def _items(path: Path, shard: int, shards: int, det: Detector) -> Iterator[tuple
                 yield str(org), extract(rec, det.bench)
 
 
-def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int]:
-    """One shard's accounts and their own verdicts. Sub-streams stay here: the parent needs only the accounts (rings
-    are found and scored over account states), which keeps what is pickled back small."""
+def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int, float]:
+    """One shard's accounts and their own verdicts (and when, on the monotonic clock, the shard was done). Sub-streams
+    stay here: the parent needs only the accounts (rings are found and scored over account states), which keeps what
+    is pickled back small."""
     det: Detector = _JOB["detector"]
     orgs: dict[str, Tracked] = {}
     keys: dict[tuple[str, str], Tracked] = {}
@@ -68,7 +70,7 @@ def _work(shard: int) -> tuple[dict[str, Tracked], dict[str, AccountResult], int
         t.sharing = []  # references to sub-streams, done with
         t.served = None  # answers served (``continuity``): needed only while consuming
         t.state.shed_rare_scaffolds()  # a third of what is sent back, and most of its objects
-    return orgs, results, n
+    return orgs, results, n, time.monotonic()
 
 
 @contextmanager
@@ -88,16 +90,22 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def run_file(detector: Detector, path: str | Path, workers: int | None = None) -> Report:
-    """``detector`` over the JSONL traffic file at ``path``, on ``workers`` processes (default: all cores)."""
+def run_file(detector: Detector, path: str | Path, workers: int | None = None,
+             phases: dict[str, float] | None = None) -> Report:
+    """``detector`` over the JSONL traffic file at ``path``, on ``workers`` processes (default: all cores).
+
+    ``phases`` (with several workers), if given, receives seconds spent: ``workers`` until the last shard was done,
+    ``collect`` from then until its accounts were in the parent (pickling, the pipe, unpickling), ``report`` for
+    rings and the report."""
     with gc_paused():
-        return _run_file(detector, Path(path), workers or os.cpu_count() or 1)
+        return _run_file(detector, Path(path), workers or os.cpu_count() or 1, phases)
 
 
-def _run_file(detector: Detector, path: Path, workers: int) -> Report:
+def _run_file(detector: Detector, path: Path, workers: int, phases: dict[str, float] | None) -> Report:
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         return detector.run(read_objects(path))
     _JOB.update(detector=detector, path=path, shards=workers)
+    start = time.monotonic()
     try:
         with mp.get_context("fork").Pool(workers) as pool:
             pending = pool.map_async(_work, range(workers))
@@ -106,13 +114,18 @@ def _run_file(detector: Detector, path: Path, workers: int) -> Report:
             parts = pending.get()
     finally:
         _JOB.clear()
+    collected = time.monotonic()
     merged: dict[str, Tracked] = {}
     results: dict[str, AccountResult] = {}
     count = 0
-    for o, r, n in parts:
+    for o, r, n, _ in parts:
         merged.update(o)
         results.update(r)
         count += n
     # first-seen order, as a single pass over the (time-ordered) file would have met them
     orgs = dict(sorted(merged.items(), key=lambda kv: (kv[1].state.t_min, kv[0])))
-    return detector.report(orgs, results, count)
+    report = detector.report(orgs, results, count)
+    if phases is not None:
+        done = max(p[3] for p in parts)
+        phases.update(workers=done - start, collect=collected - done, report=time.monotonic() - collected)
+    return report
