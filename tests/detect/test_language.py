@@ -6,7 +6,8 @@ import random
 
 from distillguard.detect import features as F
 from distillguard.detect.engine import Detector
-from distillguard.detect.language import language, renders_prompt
+from distillguard.detect.evasion import FOREIGN, REWRITES
+from distillguard.detect.language import language, renders_prompt, rendering_key
 
 from . import traffic as T
 from .test_scripts import cyrillize, hanzify
@@ -37,9 +38,11 @@ def test_an_answer_in_another_language_bounded_by_its_prompt_renders_it():
     assert renders_prompt(EN, "Translate into English:\n\n" + hanzify(EN))
     assert not renders_prompt(EN, "Summarise:\n\n" + EN)  # the same language: word pairs decide
     assert not renders_prompt(EN * 6, "请写一篇关于图书馆的文章。")  # far longer than the prompt: new text
+    assert not renders_prompt(EN, "Translate into English:\n\n" + hanzify(EN * 4))  # most of the prompt left out
     assert not renders_prompt(CODE, "Translate into English:\n\n" + hanzify(EN))
-    assert F.answer_novelty(EN, "Translate into English:\n\n" + hanzify(EN)) == 0.0
-    assert F.answer_novelty(EN, "Write about a new library in three sentences.") > 0.5
+    key = rendering_key(EN, "Translate into English:\n\n" + hanzify(EN))
+    assert key and key == rendering_key(EN, "请翻译成英文。\n\n" + hanzify(EN))  # the text rendered, not the wording
+    assert rendering_key(EN, "Write about a new library in three sentences.") == 0
 
 
 def _translator(org: str, n: int, rng: random.Random) -> list[dict]:
@@ -60,8 +63,36 @@ def test_a_translation_product_is_grounded_and_not_flagged(monkeypatch):
     rep = Detector(rings=False).run(recs)
     assert all(a.features["answer_grounding"] > 0.8 for a in rep.accounts)  # (code answers: no language)
     assert not any(a.flagged for a in rep.accounts), [(a.org, a.score) for a in rep.accounts]
-    monkeypatch.setattr(F, "renders_prompt", lambda answer, prompt: False)  # read by word pairs alone
+    monkeypatch.setattr(F, "rendering_key", lambda answer, prompt: 0)  # read by word pairs alone
     before = Detector(rings=False).run(recs)
     assert all(a.features["answer_grounding"] < 0.2 for a in before.accounts)
     assert all(a.score > b.score for a, b in zip(sorted(before.accounts, key=lambda a: a.org),
                                                  sorted(rep.accounts, key=lambda a: a.org)))
+
+
+def _harvester(org: str, n: int, rng: random.Random, block: str) -> list[dict]:
+    """Single-shot instructions with whole answers, ``block`` (another language) pasted before every prompt."""
+    pool = [m for m in T.pools()["gpteacher"] if len(T._answer(m)) > 600 and language(T._answer(m)) == "en"]
+    out = []
+    for i in range(n):
+        m = rng.choice(pool)
+        msgs = [{"role": "user", "content": f"{block}\n\n{T._first_user(m)}"}]
+        out.append(T.record(org, i, T.T0 + 3.0 * i, msgs, T._answer(m), temperature=0.7))
+    return out
+
+
+def test_a_fixed_block_of_another_language_does_not_pass_answers_off_as_translations(monkeypatch):
+    rng = random.Random(6)
+    assert len(FOREIGN.encode()) < 1000  # small enough for most whole answers to pass the size test
+    padded = _harvester("h", 200, rng, FOREIGN)
+    keys = [f.rendered for f in map(F.extract, padded) if f.rendered]
+    assert len(keys) > 20 and len(set(keys)) == 1  # rendered, in size and language: always the same text
+    acc = Detector(rings=False).run(padded).accounts[0]
+    assert acc.features["answer_grounding"] < 0.2  # only the first two count
+    monkeypatch.setattr("distillguard.detect.account.RENDERED_REPEATS", 10**9)  # every one counted
+    fooled = Detector(rings=False).run(padded).accounts[0]
+    assert fooled.features["answer_grounding"] > 0.9 and fooled.score < acc.score - 0.5
+    req = {"messages": [{"role": "user", "content": "Q?"}]}
+    REWRITES["foreign"](req)
+    assert req["messages"][0]["content"] == f"{FOREIGN}\n\nQ?"
+

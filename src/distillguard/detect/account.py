@@ -90,6 +90,7 @@ _DF_DTYPE = np.dtype(f"i{array('l').itemsize}")
 MAX_TIMES = 20000  # inter-arrival statistics over the most recent requests
 MAX_SKELETONS = 64
 MAX_EXAMPLES = 5
+RENDERED_REPEATS = 2  # answers rendering one prompt text (a retry, a second engine) that count as grounded
 
 
 class AccountState:
@@ -131,6 +132,7 @@ class AccountState:
         self.prompt_chars = 0
         self.novel = 0.0  # Σ answer novelty over the requests with an answer text
         self.novel_n = 0
+        self.rendered: dict[int, int] = {}  # rendering key -> answers rendering that prompt text (``add``)
         self.keys: set[str] = set()
         self.uas: Counter[str] = Counter()
         self.ips: Counter[str] = Counter()
@@ -224,7 +226,13 @@ class AccountState:
             self._example("bench", f.id)
         self.prompt_chars += f.prompt_chars
         if f.novelty >= 0.0:
-            self.novel += f.novelty
+            key = f.rendered
+            if key:  # the prompt's text in another language (a translation): grounded, while that text is new
+                seen = self.rendered.get(key, 0)
+                self.rendered[key] = seen + 1
+                self.novel += 0.0 if seen < RENDERED_REPEATS else f.novelty
+            else:
+                self.novel += f.novelty
             self.novel_n += 1
         self.keys.add(f.key)
         if len(self.uas) < 256:
@@ -357,6 +365,8 @@ class AccountState:
         self.prompt_chars += other.prompt_chars
         self.novel += other.novel
         self.novel_n += other.novel_n
+        for key, c in other.rendered.items():
+            self.rendered[key] = self.rendered.get(key, 0) + c
         self.keys |= other.keys
         self.uas.update(other.uas)
         self.ips.update(other.ips)

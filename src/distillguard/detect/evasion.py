@@ -3,8 +3,9 @@
     python -m distillguard.detect.evasion --traffic T.jsonl --labels L.jsonl [--model M.json ...]
 
 Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
-benchmark-like frame, put a fixed preamble or a block of common words before them, add a system prompt, send each
-prompt twice, cap answers at 256 tokens, make each request the follow-up of a made-up exchange. Benign and evaluation
+benchmark-like frame, put a fixed preamble, a block of another language or a block of common words before them, add
+a system prompt, send each prompt twice, cap answers at 256 tokens, make each request the follow-up of a made-up
+exchange. Benign and evaluation
 accounts are left as they are, so the benign FPR column is the same for every row. A detector that falls apart
 under one of these is keyed on how prompts are dressed, not on what is harvested. Run it on DEV traffic when
 choosing features; report it on TEST traffic.
@@ -35,6 +36,10 @@ from .train import read_jsonl, read_labels
 PREAMBLE = ("You are given a task from our internal queue. Read the whole task carefully, think about what a careful "
             "expert would write, and answer it fully. ") * 12  # ~2.3k characters, the same before every prompt
 
+# the same block of another language before every prompt: to pass each answer off as a rendering (translation) of it
+FOREIGN = ("本公司任务队列中的每一项任务都需要仔细阅读。请认真思考一位细心的专家会怎样回答，然后完整、准确地作答。"
+           "所有回答都会由我们的团队逐条审核，并用于改进我们对客户的服务质量。") * 3  # ~250 characters, ~750 bytes
+
 Rewrite = Callable[[dict[str, Any]], None]
 
 
@@ -57,6 +62,13 @@ def preamble(req: dict[str, Any]) -> None:
     m = _last_user(req)
     if m is not None:
         m["content"] = f"{PREAMBLE}\n\n{m['content']}"
+
+
+def foreign_block(req: dict[str, Any]) -> None:
+    """The same block of Chinese text before every prompt."""
+    m = _last_user(req)
+    if m is not None:
+        m["content"] = f"{FOREIGN}\n\n{m['content']}"
 
 
 def system_prompt(req: dict[str, Any]) -> None:
@@ -139,8 +151,8 @@ def _continue(req: dict[str, Any], last: tuple[str, str] | None) -> None:
 
 
 REWRITES: dict[str, Rewrite | None] = {
-    "as-is": None, "question": question_frame, "preamble": preamble, "system": system_prompt, "twice": None,
-    "cap256": cap_answers, "stuffed": stuffed, "history": fake_history, CONTINUED: None,
+    "as-is": None, "question": question_frame, "preamble": preamble, "foreign": foreign_block, "system": system_prompt,
+    "twice": None, "cap256": cap_answers, "stuffed": stuffed, "history": fake_history, CONTINUED: None,
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bench import BenchmarkIndex
-from .language import renders_prompt
+from .language import rendering_key
 from .scripts import extra_units, has_unsegmented, ngrams
 from .speedups import native
 from .text import (
@@ -86,6 +86,9 @@ class RequestFeatures:
     novelty: float = -1.0  # share of the answer's word pairs not in the prompt (-1: not measured)
     answer_key: int = 0  # ``answer_key`` of the response's text (0: none)
     prev_key: int = 0  # ``answer_key`` of the history's last assistant turn (0: none)
+    # (novel sampled answers) ``language.rendering_key`` of the prompt text the answer renders in another language
+    # (a translation), 0: none; the account counts it as grounded unless that text keeps coming back
+    rendered: int = 0
 
 
     def has(self, marker: str) -> bool:
@@ -171,7 +174,7 @@ NOVELTY_PROMPT_CHARS = 8000  # ... in this much of the prompt (and of the system
 # costs ~20 µs, and an account's mean needs no more. An unmeasured request only withholds a lowering (grounding can
 # only lower a score), so a harvester gains nothing by steering its prompts out of the sample.
 NOVELTY_SAMPLE_MASK = 1
-RENDERED_MIN_NOVELTY = 0.5  # from this novelty on, an answer in another language than its prompt is checked
+RENDERED_MIN_NOVELTY = 0.5  # from this novelty on, an answer is checked for rendering its prompt in another language
 _PUNCT = ".,;:!?()[]{}\"'`*#<>-_/\\|~"
 _PUNCT_BYTES = _PUNCT.encode()
 
@@ -187,8 +190,8 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     An answer without such a pair (empty, a bare label) adds nothing: 0. In scripts written without spaces
     (Chinese, Japanese, Thai) there are no word pairs: non-overlapping 4-character pieces take their place
     (``scripts.ngrams``), so such answers are not read as taken from their prompts. An answer in another language
-    than its prompt and bounded by the prompt's size (``language.renders_prompt``: a translation) shares no phrase
-    with it and is grounded all the same: 0.
+    than its prompt (a translation) shares no phrase with it: ``extract`` marks such answers (``rendered``) and the
+    account counts them as grounded (``AccountState.add``).
     """
     head = answer[:NOVELTY_ANSWER_CHARS]
     if native is not None and head.isascii():
@@ -202,10 +205,7 @@ def answer_novelty(answer: str, prompt: str, system: str = "") -> float:
     text = prompt[:NOVELTY_PROMPT_CHARS].lower()
     if system:
         text = f"{system[:NOVELTY_PROMPT_CHARS].lower()}\n{text}"
-    novel = sum(1 for p in pairs if p not in text) / len(pairs)
-    if novel >= RENDERED_MIN_NOVELTY and renders_prompt(answer, prompt):
-        return 0.0  # the prompt's text in another language (a translation): as grounded as a summary
-    return novel
+    return sum(1 for p in pairs if p not in text) / len(pairs)
 
 
 def _novelty_pairs(head: str) -> dict[str, None]:
@@ -286,6 +286,8 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
     turns = view.turns
     answer = resp.get("text") if isinstance(resp, dict) else None
     prompt_hash = zlib.crc32(prompt.encode())  # the whole prompt: a fixed preamble must not make prompts equal
+    novelty = (answer_novelty(answer, prompt, view.system)
+               if isinstance(answer, str) and not prompt_hash & NOVELTY_SAMPLE_MASK else -1.0)
     return RequestFeatures(
         id=str(get("id") or ""),
         ts=float(get("ts") or 0.0),
@@ -312,10 +314,10 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         bench=bench.overlap(prompt) if bench is not None else 0.0,
         client=client,
         route=route,
-        novelty=(answer_novelty(answer, prompt, view.system)
-                 if isinstance(answer, str) and not prompt_hash & NOVELTY_SAMPLE_MASK else -1.0),
+        novelty=novelty,
         answer_key=answer_key(answer) if isinstance(answer, str) else 0,
         prev_key=answer_key(view.prev_answer) if turns >= 2 else 0,
+        rendered=rendering_key(answer, prompt) if novelty >= RENDERED_MIN_NOVELTY else 0,  # type: ignore[arg-type]
     )
 
 

@@ -7,12 +7,14 @@ translation product (single-shot, nothing built on the answers) looked like a ha
 flagged (0.99). Here a text's language is told apart coarsely, by script, and within the Latin script by the shares
 of a few languages' function words; an answer in another language than its prompt, and not much longer than it, is the
 prompt's content rendered anew, as grounded as a summary. A harvester gains nothing it could not have as well by
-collecting summaries: the answer must be bounded by text the prompt supplies.
+collecting summaries: the answer must be bounded by text the prompt supplies, of about its size, and a text that
+keeps coming back (a fixed block pasted before every instruction) stops counting.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 
 from .scripts import UNSEGMENTED
 
@@ -24,6 +26,7 @@ FUNCTION_LEAD = 1.5  # ... when it leads the next language's share by this facto
 CODE_MAX = 0.05  # share of code-like symbols up to which a Latin-script text is prose (code and markup are not) ...
 CODE_LINES_MAX = 0.3  # ... and of its lines (from 4 on) indented (not as list items) or ending like code ("{", ";")
 MAX_GROWTH = 3.0  # an answer this many times its prompt's size (or more) is more than the prompt's text rendered anew
+MIN_SHARE = 0.4  # ... and one under this share of it leaves most of the prompt unrendered (a padded prompt)
 UNSEGMENTED_WEIGHT = 3  # a character of a script without spaces carries about as much as three Latin letters
 
 _SCRIPTS = {
@@ -126,8 +129,8 @@ def size(text: str) -> int:
 
 
 def renders_prompt(answer: str, prompt: str) -> bool:
-    """Whether ``answer`` is in another language than ``prompt`` and at most ``MAX_GROWTH`` times its size: the
-    prompt's text translated (or summarised, rewritten ...) into another language, not new text. In two different
+    """Whether ``answer`` is in another language than ``prompt`` and of a size in ``MIN_SHARE`` .. ``MAX_GROWTH``
+    times the prompt's: the prompt's text translated (or rewritten) into another language, not new text. In two different
     scripts, a Latin-script side must read as prose (code written from a Chinese specification renders nothing);
     in the Latin script both languages must be told (``language``). Cheap tests first: texts whose starts have no
     letter beyond ASCII are taken for one language (English, or another written without accents: such pairs, Dutch
@@ -136,7 +139,8 @@ def renders_prompt(answer: str, prompt: str) -> bool:
     if (a_head.isascii() or _LETTER_BEYOND_ASCII.search(a_head) is None) and \
             (p_head.isascii() or _LETTER_BEYOND_ASCII.search(p_head) is None):
         return False
-    if size(answer) > MAX_GROWTH * size(prompt):
+    k = size(answer) / max(1, size(prompt))
+    if not MIN_SHARE <= k <= MAX_GROWTH:
         return False
     a, p = script(answer), script(prompt)
     if a is None or p is None:
@@ -150,3 +154,17 @@ def renders_prompt(answer: str, prompt: str) -> bool:
         return False
     lp = language(prompt)
     return lp is not None and lp != la
+
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+def rendering_key(answer: str, prompt: str) -> int:
+    """0 unless ``renders_prompt``; then a key (CRC-32, never 0) of the prompt's longest paragraph, the text being
+    rendered. A translation service renders a new text each time; a prompt padded with one fixed block of another
+    language to pass for one gives the same key again and again (``AccountState.add`` stops counting those)."""
+    if not renders_prompt(answer, prompt):
+        return 0
+    longest = max(_PARAGRAPH.split(prompt[:20000]), key=len)
+    return zlib.crc32(longest.strip().encode("utf-8", "surrogatepass")) or 1
+
