@@ -138,20 +138,35 @@ BEHAVIOURS: dict[str, Callable[[Material, str, str, int, random.Random], list[Re
 }
 
 
+def scored(det: Detector, build: Callable[[str, random.Random], list[Record]], prefix: str, accounts: int,
+           seed: int) -> dict[str, Any]:
+    """``accounts`` accounts of one behaviour (``build(org, rng)``) scored together: how many are flagged, and the
+    lowest, median and highest score."""
+    rng = random.Random(seed)
+    recs = sorted((r for a in range(accounts) for r in build(f"{prefix}-{a}", rng)), key=lambda r: r["ts"])
+    rep = det.run(recs)
+    scores = sorted(a.score for a in rep.accounts)
+    return {"accounts": len(scores), "flagged": sum(a.label == "distillation" for a in rep.accounts),
+            "min": scores[0], "median": scores[len(scores) // 2], "max": scores[-1]}
+
+
+def print_table(rows: list[dict[str, Any]], columns: dict[str, int]) -> None:
+    """``rows`` under ``columns`` (name -> width), then flagged / accounts and the scores."""
+    print("".join(f"{c:<{w}}" for c, w in columns.items()) + f"{'flagged':>10}{'min':>8}{'median':>8}{'max':>8}")
+    for r in rows:
+        print("".join(f"{r[c]:<{w}}" for c, w in columns.items()) + f"{r['flagged']:>6}/{r['accounts']:<3}"
+              f"{r['min']:>8.3f}{r['median']:>8.3f}{r['max']:>8.3f}")
+
+
 def run(data: Path, accounts: int, requests: int, seed: int = 7) -> list[dict[str, Any]]:
     material = Material(data)
     det = Detector(bench=default_index(), rings=False)
     rows = []
     for name, build in BEHAVIOURS.items():
         for lang in ("en", "zh"):
-            rng = random.Random(seed)
-            recs = [r for a in range(accounts) for r in build(material, lang, f"{lang}-{name}-{a}", requests, rng)]
-            recs.sort(key=lambda r: r["ts"])
-            rep = det.run(recs)
-            scores = sorted(a.score for a in rep.accounts)
-            rows.append({"behaviour": name, "lang": lang, "accounts": len(scores),
-                         "flagged": sum(a.label == "distillation" for a in rep.accounts),
-                         "min": scores[0], "median": scores[len(scores) // 2], "max": scores[-1]})
+            def one(org: str, rng: random.Random, build=build, lang=lang) -> list[Record]:
+                return build(material, lang, org, requests, rng)
+            rows.append({"behaviour": name, "lang": lang, **scored(det, one, f"{lang}-{name}", accounts, seed)})
     return rows
 
 
@@ -163,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not (a.data / "distill" / "alpaca_gpt4_zh.jsonl").exists():
         ap.error(f"{a.data} does not hold the full corpus (distill/alpaca_gpt4_zh.jsonl)")
-    print(f"{'behaviour':<10}{'lang':<6}{'flagged':>10}{'min':>8}{'median':>8}{'max':>8}")
-    for r in run(a.data, a.accounts, a.requests):
-        print(f"{r['behaviour']:<10}{r['lang']:<6}{r['flagged']:>6}/{r['accounts']:<3}"
-              f"{r['min']:>8.3f}{r['median']:>8.3f}{r['max']:>8.3f}")
+    print_table(run(a.data, a.accounts, a.requests), {"behaviour": 10, "lang": 6})
     return 0
 
 

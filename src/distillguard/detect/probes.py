@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import default_index
-from .crosslingual import Record, _read
+from .crosslingual import Record, _read, print_table, scored
 from .engine import Detector
 from .language import size
 
@@ -191,14 +191,9 @@ def run(data: Path, accounts: int, requests: int, seed: int = 7) -> list[dict[st
     det = Detector(bench=default_index(), rings=False)
     rows = []
     for name, (truth, build) in BEHAVIOURS.items():
-        rng = random.Random(seed)
-        recs = [r for a in range(accounts) for r in build(material, f"{name}-{a}", requests, rng)]
-        recs.sort(key=lambda r: r["ts"])
-        rep = det.run(recs)
-        scores = sorted(a.score for a in rep.accounts)
-        rows.append({"behaviour": name, "terms": truth, "accounts": len(scores),
-                     "flagged": sum(a.label == "distillation" for a in rep.accounts),
-                     "min": scores[0], "median": scores[len(scores) // 2], "max": scores[-1]})
+        def one(org: str, rng: random.Random, build=build) -> list[Record]:
+            return build(material, org, requests, rng)
+        rows.append({"behaviour": name, "terms": truth, **scored(det, one, name, accounts, seed)})
     return rows
 
 
@@ -210,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not (a.data / "benign" / "glaive_toolcall.jsonl").exists():
         ap.error(f"{a.data} does not hold the full corpus (benign/glaive_toolcall.jsonl)")
-    print(f"{'behaviour':<11}{'terms':<14}{'flagged':>10}{'min':>8}{'median':>8}{'max':>8}")
-    for r in run(a.data, a.accounts, a.requests):
-        print(f"{r['behaviour']:<11}{r['terms']:<14}{r['flagged']:>6}/{r['accounts']:<3}"
-              f"{r['min']:>8.3f}{r['median']:>8.3f}{r['max']:>8.3f}")
+    print_table(run(a.data, a.accounts, a.requests), {"behaviour": 11, "terms": 14})
     return 0
 
 
