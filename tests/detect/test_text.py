@@ -63,3 +63,14 @@ def test_a_follow_up_counts_only_when_the_new_answer_continues_the_previous_one(
     assert not builds_on_answer("also, why is that?", prev, unrelated)  # "Also, ..." before a new question
     assert builds_on_answer("also, why is that?", prev)  # no answer at hand: the prompt alone decides
     assert builds_on_answer("also, why is that?", prev, "42")  # an answer without content words is not held against it
+
+
+def test_continue_builds_on_a_cut_answer_as_in_chinese():
+    prev = ("Photosynthesis is the process by which green plants use sunlight to turn carbon dioxide and water into "
+            "glucose and oxygen. It takes place mainly in the chloroplasts of leaf cells, where chlorophyll absorbs")
+    rest = ("light energy. The light reactions in the chloroplasts split water and release oxygen, and the Calvin cycle "
+            "then fixes carbon dioxide into glucose, which the plants use for energy and growth.")
+    unrelated = "The French Revolution began in 1789 with the storming of the Bastille and ended the monarchy."
+    for prompt in ("continue", "please go on", "keep going"):
+        assert builds_on_answer(prompt, prev, rest), prompt
+        assert not builds_on_answer(prompt, prev, unrelated), prompt  # a new text after "continue" is not the rest

@@ -201,7 +201,8 @@ MARKER_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(MARKER_NAMES
 
 _FOLLOW_UP = re.compile(
     r"\b(you said|your (answer|response|code|example|suggestion)|the above|above|that|this|it|those|these|"
-    r"instead|also|again|more|why|what about|how about|can you|could you|thanks|thank you|ok|okay|but)\b"
+    r"instead|also|again|more|why|what about|how about|can you|could you|thanks|thank you|ok|okay|but|continue|"
+    r"go on|keep going)\b"
 )
 
 STOPWORDS = frozenset(
