@@ -31,7 +31,8 @@ def _corpus(tmp_path):
             f.write(json.dumps({"messages": [dict(x) for x in m], "meta": {"tools": "[]"}}) + "\n")
     with gzip.open(tmp_path / "benign" / "sharegpt.jsonl.gz", "wt") as f:
         for m in T.pools()["glaive"]:
-            f.write(json.dumps({"lang": "en", "messages": [dict(x) for x in m if x["role"] == "user"]}) + "\n")
+            f.write(json.dumps({"lang": "en", "messages": [dict(x) for x in m if x["role"] in ("user", "assistant")]})
+                    + "\n")
     return tmp_path
 
 
@@ -51,7 +52,7 @@ def test_agent_requests_use_the_openai_tool_format(tmp_path):
 
 def test_the_probe_table_separates_agents_and_translators_from_harvesters(tmp_path):
     rows = {r["behaviour"]: r for r in probes.run(_corpus(tmp_path), accounts=3, requests=150)}
-    assert set(rows) == {"agent", "writing", "translate", "synthdata", "harvest"}
+    assert set(rows) == {"agent", "stateless", "writing", "translate", "synthdata", "harvest"}
     # (the compact corpus's answers are short next to their prompts, so its harvesters score lower than the full
     # corpus's: the order is what is checked here, the full-corpus table is in ADR 0007)
     assert rows["agent"]["flagged"] == 0 and rows["agent"]["max"] < 0.5 < rows["harvest"]["min"], rows

@@ -130,11 +130,11 @@ def size(text: str) -> int:
 
 def renders_prompt(answer: str, prompt: str) -> bool:
     """Whether ``answer`` is in another language than ``prompt`` and of a size in ``MIN_SHARE`` .. ``MAX_GROWTH``
-    times the prompt's: the prompt's text translated (or rewritten) into another language, not new text. In two different
-    scripts, a Latin-script side must read as prose (code written from a Chinese specification renders nothing);
-    in the Latin script both languages must be told (``language``). Cheap tests first: texts whose starts have no
-    letter beyond ASCII are taken for one language (English, or another written without accents: such pairs, Dutch
-    and English say, are not told apart), then the sizes."""
+    times the prompt's: the prompt's text translated (or rewritten) into another language, not new text. In two
+    different scripts, a Latin-script side must read as prose (code written from a Chinese specification renders
+    nothing); in the Latin script both languages must be told (``language``). Cheap tests first: texts whose starts
+    have no letter beyond ASCII are taken for one language (English, or another written without accents: such
+    pairs, Dutch and English say, are not told apart), then the sizes."""
     a_head, p_head = answer[:SAMPLE_CHARS], prompt[:SAMPLE_CHARS]
     if (a_head.isascii() or _LETTER_BEYOND_ASCII.search(a_head) is None) and \
             (p_head.isascii() or _LETTER_BEYOND_ASCII.search(p_head) is None):

@@ -9,6 +9,7 @@ table shows how many accounts are flagged, against what the terms say they are. 
 
 - agent (benign): a function-calling product, ``benign/glaive_toolcall`` conversations in the OpenAI tool format
   (``tools``, assistant ``tool_calls``, ``tool`` results), one request per assistant turn;
+- stateless (benign): a chat bot without memory, sending each user message of real ShareGPT conversations alone;
 - writing (benign): a copywriting product whose end users ask for writing tasks (the writing instructions of
   ``distill/alpaca_gpt4_en`` with their GPT-4 answers) through the product's few templates, single-shot;
 - translate (benign): a translation product: Chinese texts in (``distill/alpaca_gpt4_zh`` answers), English out (an
@@ -19,9 +20,9 @@ table shows how many accounts are flagged, against what the terms say they are. 
   real end-user messages (``benign/sharegpt`` first turns);
 - harvest (distillation): every kind of ``alpaca_gpt4_en`` instruction through one wrapper template, whole answers.
 
-Known limitation this measures (ADR 0007; translate was one too, until ``language``): single-shot, ungrounded generation with whole answers kept is the shape of
-harvesting, and a product that only does that (writing) scores as a harvester; so does a job whose prompts say
-"generate k examples" (synthdata), a phrase only harvesters use in the simulator.
+Known limitation this measures (ADR 0007; translate was one too, until ``language``): single-shot, ungrounded
+generation with whole answers kept is the shape of harvesting, and a product that only does that (writing, a chat bot
+without memory) scores as a harvester; so does an allowed generation job (synthdata).
 """
 
 from __future__ import annotations
@@ -70,11 +71,17 @@ class Material:
         self.en_by_size = sorted((len(a), a) for _, a in pairs)
         self.tool_convs = [r for r in _read(data / "benign" / "glaive_toolcall.jsonl") if len(r["messages"]) >= 2]
         self.user_lines = []
+        self.convs: list[list[dict[str, str]]] = []
         for r in _read(data / "benign" / "sharegpt.jsonl.gz"):
+            if r.get("lang") != "en":
+                continue
             first = next((m["content"] for m in r["messages"] if m["role"] == "user"), "")
-            if r.get("lang") == "en" and 10 <= len(first) <= 300:
+            if 10 <= len(first) <= 300 and len(self.user_lines) < 3000:
                 self.user_lines.append(first)
-            if len(self.user_lines) >= 3000:
+            msgs = r["messages"]
+            if len(msgs) >= 4 and [m["role"] for m in msgs[:2]] == ["user", "assistant"] and len(self.convs) < 2000:
+                self.convs.append(msgs)
+            if len(self.user_lines) >= 3000 and len(self.convs) >= 2000:
                 break
 
 
@@ -125,6 +132,23 @@ def _tool_call(content: str, i: int) -> dict[str, Any] | None:
         return None
     return {"id": f"call_{i}", "type": "function",
             "function": {"name": call.get("name", ""), "arguments": json.dumps(call.get("arguments", {}))}}
+
+
+def stateless(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
+    """A chat bot that sends each user message alone, without the conversation so far (no memory), one user at a
+    time: real ShareGPT conversations, their recorded answers."""
+    ts, out = 1.7e9, []
+    while len(out) < n:
+        conv = rng.choice(m.convs)
+        for k in range(0, len(conv) - 1, 2):
+            if conv[k]["role"] != "user" or conv[k + 1]["role"] != "assistant" or len(out) >= n:
+                break
+            ts += rng.uniform(20, 300)
+            msgs = [{"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": conv[k]["content"]}]
+            out.append(_record(org, len(out), ts, msgs, conv[k + 1]["content"], "SlackBot/1.2", temperature=0.7))
+        ts += rng.uniform(600, 6000)
+    return out
 
 
 def writing(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
@@ -180,9 +204,8 @@ def harvest(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
 
 
 BEHAVIOURS: dict[str, tuple[str, Callable[[Material, str, int, random.Random], list[Record]]]] = {
-    "agent": ("benign", agent), "writing": ("benign", writing), "translate": ("benign", translate),
-    "synthdata": ("allowed", synthdata),
-    "harvest": ("distillation", harvest),
+    "agent": ("benign", agent), "stateless": ("benign", stateless), "writing": ("benign", writing),
+    "translate": ("benign", translate), "synthdata": ("allowed", synthdata), "harvest": ("distillation", harvest),
 }
 
 
