@@ -141,3 +141,28 @@ def test_harvesters_are_steadier_and_more_templated_than_chat_users(small_run):
     assert cv_gap(kinds["distill-harvester"]) < cv_gap(kinds["benign-chat"])
     multi = [r for r in kinds["benign-chat"] if sum(m["role"] == "user" for m in r["request"]["messages"]) > 1]
     assert multi  # chat products replay real multi-turn conversations with the answers they got
+
+
+def test_single_shot_products_send_no_history(sim_cache, test_corpus):
+    """The products scenario: a chat bot without memory sends each user message alone; a question-answering app
+    sends one question per request; a chat product with memory sends the conversation."""
+    g = scenarios.Group
+    tiny = scenarios.Scenario("products-tiny", 1.0, (
+        g("benign-chat", "chat", "benign", 2, 60, (1, 1), spread=0.0),
+        g("benign-chat-stateless", "chat", "benign", 2, 60, (1, 1), {"memory": False}, spread=0.0),
+        g("benign-qa", "qa", "benign", 2, 40, (1, 1), spread=0.0),
+    ))
+    scenarios.SCENARIOS[tiny.name] = tiny
+    try:
+        run = run_scenario(tiny.name, 3, sim_cache, corpus=test_corpus)
+    finally:
+        del scenarios.SCENARIOS[tiny.name]
+    kind = {d["org"]: d["kind"] for d in run.labels}
+    by: dict[str, list[list[str]]] = defaultdict(list)
+    for r in run.records:
+        by[kind[r["org"]]].append([m["role"] for m in r["request"]["messages"]])
+    assert set(by) == {"benign-chat", "benign-chat-stateless", "benign-qa"}
+    for k in ("benign-chat-stateless", "benign-qa"):
+        assert all(roles in (["user"], ["system", "user"]) for roles in by[k]), k
+    assert any("assistant" in roles for roles in by["benign-chat"])
+    assert "products" in scenarios.SCENARIOS

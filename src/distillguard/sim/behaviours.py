@@ -39,6 +39,7 @@ BEHAVIOURS: dict[str, Callable[[Tenant], Behaviour]] = {
     "chat": lambda t: benign.chat_product(t, t.spec.requests),
     "coding": lambda t: benign.coding_assistant(t, t.spec.requests),
     "rag": lambda t: benign.rag_app(t, t.spec.requests),
+    "qa": lambda t: benign.qa_app(t, t.spec.requests),
     "batch": lambda t: benign.batch_job(t, t.spec.requests),
     "finetune": lambda t: benign.finetune_customer(t, t.spec.requests),
     "multi": _multi,

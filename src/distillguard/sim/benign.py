@@ -66,8 +66,10 @@ def _slider(rng: random.Random) -> tuple[float, ...]:
 
 
 def chat_product(t: Tenant, n: int) -> Behaviour:
-    """A chat app relaying real user conversations turn by turn; diurnal sessions, drifting topics."""
+    """A chat app relaying real user conversations turn by turn; diurnal sessions, drifting topics. Spec param
+    ``memory`` (default true): false for a bot that sends each user message alone, without the conversation so far."""
     rng = t.rng
+    memory = bool(t.spec.param("memory", True))
     groups = t.corpus.by_topic(*t.corpus.user_pools)
     if not groups:
         return
@@ -100,7 +102,8 @@ def chat_product(t: Tenant, n: int) -> Behaviour:
         key = rng.randrange(len(t.ident.keys))
         for u in turns:
             msgs.append({"role": "user", "content": u})
-            reply = yield Req(ts, CHAT, chat_body(model, msgs, **params), key)
+            sent_msgs = msgs if memory else [*msgs[:1 if system else 0], msgs[-1]]
+            reply = yield Req(ts, CHAT, chat_body(model, sent_msgs, **params), key)
             sent += 1
             if sent >= n:
                 return
@@ -108,6 +111,24 @@ def chat_product(t: Tenant, n: int) -> Behaviour:
                 break
             msgs.append({"role": "assistant", "content": reply.text})
             ts += reply.latency_s + think_time(rng, len(reply.text))
+
+
+def qa_app(t: Tenant, n: int) -> Behaviour:
+    """A question-answering product (homework help, a search box, a Slack "ask" command): each end user's question
+    sent once, alone, behind the product's system prompt; diurnal. The shape of single-shot harvesting of real user
+    prompts, with nothing collected."""
+    rng = t.rng
+    questions = t.corpus.pool(*t.corpus.user_pools)
+    if not questions:
+        return
+    model = rng.choice(MODELS)
+    params = _session_params(rng)
+    system = rng.choice((None, f"You are {t.ident.name}'s answer engine. Answer clearly and completely.",
+                         "You are a patient tutor. Explain your answers."))
+    for ts in diurnal_times(rng, n, t.t0, t.t1, t.tz_hours, burstiness=0.35):
+        q = questions[rng.randrange(len(questions))].first_user[:2000]
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q}]
+        yield Req(ts, CHAT, chat_body(model, msgs, **params), rng.randrange(len(t.ident.keys)))
 
 
 def _starts(t: Tenant, n: int, turns_per_session: float, burstiness: float) -> Iterator[float]:

@@ -158,6 +158,17 @@ _add(Scenario("evasive", 7.0, _benign(0.6, machine_like=2.0) + (
     _evals(20, 150),
 ), "evasive distillers (drip, 5% mixing, paraphrase, desensitized, human-like, disguised ring) vs machine-like benign"))
 
+_add(Scenario("products", 7.0, (
+    Group("benign-chat", "chat", "benign", 40, 300, (1, 3)),
+    Group("benign-chat-stateless", "chat", "benign", 40, 300, (1, 2), {"memory": False}),
+    Group("benign-qa", "qa", "benign", 40, 300, (1, 2)),
+    Group("distill-harvester", "harvest", "distillation", 20, 1000, (1, 4), _harvest),
+    Group("distill-humanlike", "humanlike", "distillation", 10, 500, (1, 2),
+          _evasive(paraphrase=0.5, desensitize=0.5, multiturn=0.3, residential=True)),
+    _evals(5, 150),
+), "single-shot products the other scenarios lack (a chat bot without memory, a question-answering app) next to "
+   "harvesters: not in the default training set; it measures the single-shot blind spot (ADR 0007, Probes)"))
+
 _add(Scenario("mixed-small", 2.0, (
     Group("benign-chat", "chat", "benign", 8, 55, (1, 2)),
     Group("benign-coding", "coding", "benign", 3, 40, (1, 2)),
