@@ -170,16 +170,23 @@ def run(data: Path, accounts: int, requests: int, seed: int = 7) -> list[dict[st
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def corpus_main(argv: list[str] | None, doc: str | None, run: Callable[[Path, int, int], list[dict[str, Any]]],
+                accounts: int, needs: str, columns: dict[str, int]) -> int:
+    """The command line of a tool that builds behaviours from the full corpus (``needs``: a file it must hold) and
+    prints ``run``'s table."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the full corpus")
-    ap.add_argument("--accounts", type=int, default=15, help="accounts per behaviour and language")
+    ap.add_argument("--accounts", type=int, default=accounts, help="accounts per row")
     ap.add_argument("--requests", type=int, default=200, help="requests per account")
     a = ap.parse_args(argv)
-    if not (a.data / "distill" / "alpaca_gpt4_zh.jsonl").exists():
-        ap.error(f"{a.data} does not hold the full corpus (distill/alpaca_gpt4_zh.jsonl)")
-    print_table(run(a.data, a.accounts, a.requests), {"behaviour": 10, "lang": 6})
+    if not (a.data / needs).exists():
+        ap.error(f"{a.data} does not hold the full corpus ({needs})")
+    print_table(run(a.data, a.accounts, a.requests), columns)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return corpus_main(argv, __doc__, run, 15, "distill/alpaca_gpt4_zh.jsonl", {"behaviour": 10, "lang": 6})
 
 
 if __name__ == "__main__":

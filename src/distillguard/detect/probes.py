@@ -27,7 +27,6 @@ without memory) scores as a harvester; so does an allowed generation job (synthd
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
 import random
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import default_index
-from .crosslingual import Record, _read, print_table, scored
+from .crosslingual import Record, _read, corpus_main, scored
 from .engine import Detector
 from .language import size
 
@@ -221,15 +220,7 @@ def run(data: Path, accounts: int, requests: int, seed: int = 7) -> list[dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the full corpus")
-    ap.add_argument("--accounts", type=int, default=10, help="accounts per behaviour")
-    ap.add_argument("--requests", type=int, default=200, help="requests per account")
-    a = ap.parse_args(argv)
-    if not (a.data / "benign" / "glaive_toolcall.jsonl").exists():
-        ap.error(f"{a.data} does not hold the full corpus (benign/glaive_toolcall.jsonl)")
-    print_table(run(a.data, a.accounts, a.requests), {"behaviour": 11, "terms": 14})
-    return 0
+    return corpus_main(argv, __doc__, run, 10, "benign/glaive_toolcall.jsonl", {"behaviour": 11, "terms": 14})
 
 
 if __name__ == "__main__":
