@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from distillguard.detect import features as F
@@ -95,4 +96,16 @@ def test_a_fixed_block_of_another_language_does_not_pass_answers_off_as_translat
     req = {"messages": [{"role": "user", "content": "Q?"}]}
     REWRITES["foreign"](req)
     assert req["messages"][0]["content"] == f"{FOREIGN}\n\nQ?"
+
+
+def test_remembered_rendered_texts_are_bounded(monkeypatch):
+    from distillguard.detect.account import AccountState
+
+    monkeypatch.setattr("distillguard.detect.account.MAX_RENDERED", 2)
+    st = AccountState("a")
+    base = F.extract(T.record("a", 0, T.T0, [{"role": "user", "content": "q"}], "a"))
+    for i, key in enumerate((11, 12, 13, 11, 11, 11)):
+        st.add(dataclasses.replace(base, id=f"r{i}", novelty=1.0, rendered=key))
+    assert st.rendered == {11: 4, 12: 1}  # 13 came when full: counted as grounded, not remembered
+    assert st.novel == 2.0  # the third and fourth repeat of 11 are not grounded
 

@@ -91,6 +91,7 @@ MAX_TIMES = 20000  # inter-arrival statistics over the most recent requests
 MAX_SKELETONS = 64
 MAX_EXAMPLES = 5
 RENDERED_REPEATS = 2  # answers rendering one prompt text (a retry, a second engine) that count as grounded
+MAX_RENDERED = 100000  # rendered prompt texts remembered per account (as prompt hashes are)
 
 
 class AccountState:
@@ -228,8 +229,10 @@ class AccountState:
         if f.novelty >= 0.0:
             key = f.rendered
             if key:  # the prompt's text in another language (a translation): grounded, while that text is new
-                seen = self.rendered.get(key, 0)
-                self.rendered[key] = seen + 1
+                rendered = self.rendered
+                seen = rendered.get(key, 0)
+                if seen or len(rendered) < MAX_RENDERED:  # (when full, texts seen before are still counted)
+                    rendered[key] = seen + 1
                 self.novel += 0.0 if seen < RENDERED_REPEATS else f.novelty
             else:
                 self.novel += f.novelty
