@@ -5,10 +5,9 @@
 Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
 benchmark-like frame, put a fixed preamble, a block of another language or a block of common words before them, add
 a system prompt, send each prompt twice, cap answers at 256 tokens, make each request the follow-up of a made-up
-exchange. Benign and evaluation
-accounts are left as they are, so the benign FPR column is the same for every row. A detector that falls apart
-under one of these is keyed on how prompts are dressed, not on what is harvested. Run it on DEV traffic when
-choosing features; report it on TEST traffic.
+exchange. Benign and evaluation accounts are left as they are, so the benign FPR column is the same for every row. A
+detector that falls apart under one of these is keyed on how prompts are dressed, not on what is harvested. Run it
+on DEV traffic when choosing features; report it on TEST traffic.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import default_index
+from . import crosslingual
 from .crosslingual import Record, _read, corpus_main, scored
 from .engine import Detector
 from .language import size
@@ -63,7 +64,7 @@ class Material:
                  for r in _read(data / "distill" / "alpaca_gpt4_en.jsonl")
                  if len(r["messages"]) >= 2 and r["messages"][0]["role"] == "user"
                  and r["messages"][1]["role"] == "assistant"]
-        self.pairs = pairs
+        self.pairs = {"en": pairs}  # (by language, as ``crosslingual.Material``'s: its harvester reads them)
         self.writing = [p for p in pairs if _WRITING.match(p[0])]
         self.zh_texts = [r["messages"][1]["content"] for r in _read(data / "distill" / "alpaca_gpt4_zh.jsonl")
                          if len(r["messages"]) >= 2 and r["messages"][1]["role"] == "assistant"]
@@ -192,14 +193,8 @@ def synthdata(m: Material, org: str, n: int, rng: random.Random) -> list[Record]
 
 
 def harvest(m: Material, org: str, n: int, rng: random.Random) -> list[Record]:
-    ts, out = 1.7e9, []
-    template = rng.choice(("{q}", "Answer the following instruction in detail.\n\n{q}", "Instruction: {q}\nResponse:"))
-    for i in range(n):
-        q, a = rng.choice(m.pairs)
-        ts += rng.uniform(1, 4)
-        out.append(_record(org, i, ts, [{"role": "user", "content": template.format(q=q)}], a, "python-requests/2.31",
-                           temperature=0.7))
-    return out
+    """``crosslingual``'s English harvester."""
+    return crosslingual.harvest(m, "en", org, n, rng)  # type: ignore[arg-type]
 
 
 BEHAVIOURS: dict[str, tuple[str, Callable[[Material, str, int, random.Random], list[Record]]]] = {
