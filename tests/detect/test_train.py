@@ -45,3 +45,26 @@ def test_bad_calibration_seeds_fail_before_any_traffic_is_generated(tmp_path):
     with pytest.raises(SystemExit):
         train.main(["--simulate", "tiny", "--seeds", "1", "--calibration-seeds", "1", "--workdir", str(tmp_path)])
     assert not list(tmp_path.iterdir())  # nothing simulated first
+
+
+def test_full_corpus_scenarios_come_from_the_given_directory_and_keep_their_own_name(tmp_path):
+    import shutil
+
+    import pytest
+
+    from distillguard.upstreams.corpus import corpus_files
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(corpus_files(None)[0], corpus / "records.jsonl.gz")
+    sim = tmp_path / "sim"
+    with pytest.raises(ValueError, match="--full-corpus"):
+        train.simulated_files("tiny@full", 1, "dev", sim)
+    stream, labels = train.simulated_stream(["tiny", "tiny@full"], [1], "dev", sim, corpus)
+    assert (sim / "dev_tiny_1.jsonl").exists() and (sim / "dev_tiny_1_full.jsonl").exists()
+    assert {d["scenario"] for d in labels.values()} == {"tiny", "tiny@full"}
+    assert {org.split("/")[0] for org, _ in stream} == {"tiny", "tiny@full"}
+    out = tmp_path / "m.json"
+    assert train.main(["--simulate", "tiny@full", "--seeds", "1", "--workdir", str(sim), "--full-corpus", str(corpus),
+                       "--out", str(out)]) == 0
+    assert "--full-corpus" in ScoringModel.load(out).meta["trained_on"]

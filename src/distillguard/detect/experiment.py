@@ -1,6 +1,8 @@
 """Train on the simulator's DEV split, evaluate once on its TEST split (other seeds), print the per-scenario table.
 
     python -m distillguard.detect.experiment --dev-seeds 11 --test-seeds 21 --workdir /tmp/dgx [--out model.json]
+    python -m distillguard.detect.experiment --evaluate shipped --scenarios standard@full --test-seeds 31 \
+        --full-corpus ../shared/data --workdir /tmp/dgx      (no training: the shipped model on other traffic)
 
 Also trains the *ablation* model (no parameter features: temperature, n, max_tokens) on the same dev data and
 reports it on the same test data, so a reader sees how much the model leans on request parameters. The thresholds
@@ -21,7 +23,7 @@ from ..sim import metrics as M
 from .account import PARAMETER_FEATURES
 from .engine import Detector
 from .model import ScoringModel
-from .train import EVIDENCE_K, Labels, Stream, describe, simulated_stream, train
+from .train import EVIDENCE_K, FULL, Labels, Stream, describe, simulated_stream, train
 
 SCENARIOS = ("standard", "sybil", "evasive")
 COLUMNS = ("accounts", "auc", "tpr@0.1%", "benign_fpr", "med_req", "ring_rec", "mixed5_tpr", "eval_acc")
@@ -59,14 +61,16 @@ def evaluate(model: ScoringModel, stream: Stream, labels: Labels) -> tuple[dict[
     return out, rows
 
 
-def print_table(title: str, table: dict[str, dict[str, Any]], out: Any = sys.stdout) -> None:
+def print_table(title: str, table: dict[str, dict[str, Any]], out: Any = None) -> None:
+    out = out or sys.stdout  # looked up when called (a default bound at import would escape redirection)
     print(f"\n{title}", file=out)
     print(f"{'scenario':<10}" + "".join(f"{c:>11}" for c in COLUMNS), file=out)
     for sc, row in table.items():
         print(f"{sc:<10}" + "".join(f"{M.fmt(row[c]):>11}" for c in COLUMNS), file=out)
 
 
-def print_kinds(rows: list[M.Row], out: Any = sys.stdout) -> None:
+def print_kinds(rows: list[M.Row], out: Any = None) -> None:
+    out = out or sys.stdout
     print(f"\n{'kind':<22}{'accounts':>9}{'flagged':>9}{'med_score':>10}{'med_req':>9}", file=out)
     for k in M.per_kind(rows):
         print(f"{k['kind']:<22}{k['accounts']:>9}{M.fmt(k['flagged']):>9}{M.fmt(k['median_score']):>10}"
@@ -83,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", required=True, help="where simulated files are generated (and re-used)")
     ap.add_argument("--out", default="", help="also write the trained model here")
     ap.add_argument("--evidence-k", type=float, default=EVIDENCE_K, help="see distillguard.detect.train")
+    ap.add_argument("--full-corpus", type=Path, default=None,
+                    help="corpus directory (../shared/data) for scenarios named NAME@full (see detect.train)")
+    ap.add_argument("--evaluate", metavar="MODEL", default="",
+                    help="train nothing: evaluate this model file ('shipped': the packaged model) on the test seeds")
     a = ap.parse_args(argv)
     scen = a.scenarios.split(",")
     dev_seeds = [int(s) for s in a.dev_seeds.split(",")]
@@ -90,11 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     cal_seeds = [int(s) for s in a.calibration_seeds.split(",")] if a.calibration_seeds else []
     if set(dev_seeds) & set(test_seeds) or set(cal_seeds) & set(test_seeds) or set(cal_seeds) & set(dev_seeds):
         ap.error("dev, calibration and test seeds must differ")
+    if any(s.endswith(FULL) for s in scen) and a.full_corpus is None:
+        ap.error(f"scenarios named NAME{FULL} need --full-corpus")
     wd = Path(a.workdir)
+    if a.evaluate:
+        given = ScoringModel.load() if a.evaluate == "shipped" else ScoringModel.load(a.evaluate)
+        test, test_labels = simulated_stream(scen, test_seeds, "test", wd, a.full_corpus)
+        table, rows = evaluate(given, test, test_labels)
+        print_table(f"TEST split, seeds {a.test_seeds}: {given.meta.get('trained_on', a.evaluate)}", table)
+        print_kinds(rows)
+        return 0
     t0 = time.perf_counter()
-    dev, dev_labels = simulated_stream(scen, dev_seeds, "dev", wd)
+    dev, dev_labels = simulated_stream(scen, dev_seeds, "dev", wd, a.full_corpus)
     note = f"python -m distillguard.detect.train --simulate {a.scenarios} --seeds {a.dev_seeds}"
-    cal = simulated_stream(scen, cal_seeds, "dev", wd) if cal_seeds else None
+    if a.full_corpus:
+        note += f" --full-corpus {a.full_corpus}"
+    cal = simulated_stream(scen, cal_seeds, "dev", wd, a.full_corpus) if cal_seeds else None
     if cal_seeds:
         note += f" --calibration-seeds {a.calibration_seeds}"
     if a.evidence_k != EVIDENCE_K:
@@ -108,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     del dev
     if a.out:
         model.save(a.out)
-    test, test_labels = simulated_stream(scen, test_seeds, "test", wd)
+    test, test_labels = simulated_stream(scen, test_seeds, "test", wd, a.full_corpus)
     table, rows = evaluate(model, test, test_labels)
     print_table(f"TEST split, seeds {a.test_seeds} (model trained on DEV seeds {a.dev_seeds})", table)
     print_kinds(rows)

@@ -48,17 +48,30 @@ def read_labels(path: str | Path) -> Labels:
     return {d["org"]: d for d in read_jsonl(path)}
 
 
-def simulated_files(scenario: str, seed: int, split: str, workdir: Path) -> tuple[Path, Path]:
-    """The simulator's traffic and labels files for (scenario, seed, split), generated into ``workdir`` once."""
+FULL = "@full"  # a scenario name ending in this is simulated from the full corpus (``--full-corpus``)
+
+
+def simulated_files(scenario: str, seed: int, split: str, workdir: Path,
+                    full_corpus: Path | None = None) -> tuple[Path, Path]:
+    """The simulator's traffic and labels files for (scenario, seed, split), generated into ``workdir`` once.
+
+    ``scenario`` is a scenario name, simulated from the compact corpus that ships with the package, or a name ending
+    in ``@full``, simulated from the ``full_corpus`` directory (../shared/data: ShareGPT chats, more instruction
+    sets), whose prompts and answers the model never sees when it is trained on the compact corpus only."""
     from ..sim import generate, get
 
+    name, full = (scenario[: -len(FULL)], True) if scenario.endswith(FULL) else (scenario, False)
+    if full and full_corpus is None:
+        raise ValueError(f"{scenario}: a scenario on the full corpus needs its directory (--full-corpus)")
     workdir.mkdir(parents=True, exist_ok=True)
-    traffic = workdir / f"{split}_{scenario}_{seed}.jsonl"
-    labels = workdir / f"{split}_{scenario}_{seed}.labels.jsonl"
+    tag = f"{split}_{name}_{seed}" + ("_full" if full else "")
+    traffic = workdir / f"{tag}.jsonl"
+    labels = workdir / f"{tag}.labels.jsonl"
     if not (traffic.exists() and labels.exists()):
         tmp_t, tmp_l = traffic.with_suffix(".part"), labels.with_suffix(".part")
         with open(tmp_t, "wb") as out, open(tmp_l, "wb") as lab:
-            generate(get(scenario), seed, out, lab, split=split)  # type: ignore[arg-type]
+            generate(get(name), seed, out, lab, split=split,  # type: ignore[arg-type]
+                     corpus_dir=full_corpus if full else None)
         tmp_t.replace(traffic)
         tmp_l.replace(labels)
     return traffic, labels
@@ -179,14 +192,17 @@ def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str]
 
 
 def simulated_stream(scenarios: Sequence[str], seeds: Sequence[int], split: str,
-                     workdir: Path) -> tuple[Stream, Labels]:
-    """Features and labels of the simulator's ``split`` for every scenario × seed."""
+                     workdir: Path, full_corpus: Path | None = None) -> tuple[Stream, Labels]:
+    """Features and labels of the simulator's ``split`` for every scenario × seed (``simulated_files``)."""
     files = []
     for name in scenarios:
         for seed in seeds:
-            t, lab = simulated_files(name, seed, split, workdir)
+            t, lab = simulated_files(name, seed, split, workdir, full_corpus)
             files.append((t, lab, f"{name}/{seed}:"))
-    return load_stream(files)
+    stream, labels = load_stream(files)
+    for org, d in labels.items():  # per-scenario tables tell the corpora apart
+        d["scenario"] = org.split("/", 1)[0]
+    return stream, labels
 
 
 def describe(model: ScoringModel, out: Any = sys.stderr) -> None:
@@ -205,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="simulator seeds (DEV split, not among --seeds) whose benign accounts set the thresholds "
                          "(default: the training traffic)")
     ap.add_argument("--workdir", default="", help="where simulated files are kept (default: a temporary dir)")
+    ap.add_argument("--full-corpus", type=Path, default=None,
+                    help="corpus directory (../shared/data) for scenarios named NAME@full")
     ap.add_argument("--evidence-k", type=float, default=EVIDENCE_K,
                     help="pseudo-count of requests behind the benign centre that small windows are shrunk towards "
                          "(0: none)")
@@ -216,21 +234,26 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--calibration-seeds needs --simulate")
     if set(cal_seeds) & set(seeds):
         ap.error("calibration seeds must differ from the training seeds")
+    if any(s.endswith(FULL) for s in a.simulate.split(",")) and a.full_corpus is None:
+        ap.error(f"scenarios named NAME{FULL} need --full-corpus")
     files = [(tp, lp, f"f{i}:") for i, (tp, lp) in enumerate(zip(a.traffic, a.labels))]
     stream, labels = load_stream(files) if files else ([], {})
     notes = [f"--traffic {tp} --labels {lp}" for tp, lp in zip(a.traffic, a.labels)]
     if a.simulate:
         with tempfile.TemporaryDirectory(prefix="dg-train-") as tmp:
-            s2, l2 = simulated_stream(a.simulate.split(","), seeds, "dev", Path(a.workdir or tmp))
+            s2, l2 = simulated_stream(a.simulate.split(","), seeds, "dev", Path(a.workdir or tmp), a.full_corpus)
         stream = sorted(stream + s2, key=lambda p: p[1].ts)
         labels.update(l2)
         notes.insert(0, f"--simulate {a.simulate} --seeds {a.seeds}")
+        if a.full_corpus:
+            notes.insert(1, f"--full-corpus {a.full_corpus}")
     if not stream:
         ap.error("no training traffic")
     calibration = None
     if cal_seeds:
         with tempfile.TemporaryDirectory(prefix="dg-train-") as tmp:
-            calibration = simulated_stream(a.simulate.split(","), cal_seeds, "dev", Path(a.workdir or tmp))
+            calibration = simulated_stream(a.simulate.split(","), cal_seeds, "dev", Path(a.workdir or tmp),
+                                             a.full_corpus)
         notes.append(f"--calibration-seeds {a.calibration_seeds}")
     started = time.perf_counter()
     if a.evidence_k != EVIDENCE_K:
