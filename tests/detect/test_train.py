@@ -48,20 +48,22 @@ def test_bad_calibration_seeds_fail_before_any_traffic_is_generated(tmp_path):
 
 
 def test_full_corpus_scenarios_come_from_the_given_directory_and_keep_their_own_name(tmp_path):
-    import shutil
+    import gzip
 
     import pytest
 
     from distillguard.upstreams.corpus import corpus_files
 
-    corpus = tmp_path / "corpus"
+    corpus = tmp_path / "corpus"  # a corpus of its own: every other record of the compact one
     corpus.mkdir()
-    shutil.copy(corpus_files(None)[0], corpus / "records.jsonl.gz")
+    with gzip.open(corpus_files(None)[0], "rb") as src, open(corpus / "records.jsonl", "wb") as dst:
+        dst.writelines(line for i, line in enumerate(src) if i % 2)
     sim = tmp_path / "sim"
     with pytest.raises(ValueError, match="--full-corpus"):
         train.simulated_files("tiny@full", 1, "dev", sim)
     stream, labels = train.simulated_stream(["tiny", "tiny@full"], [1], "dev", sim, corpus)
-    assert (sim / "dev_tiny_1.jsonl").exists() and (sim / "dev_tiny_1_full.jsonl").exists()
+    compact, full = sim / "dev_tiny_1.jsonl", sim / "dev_tiny_1_full.jsonl"
+    assert compact.read_bytes() != full.read_bytes()  # the same scenario and seed over other records
     assert {d["scenario"] for d in labels.values()} == {"tiny", "tiny@full"}
     assert {org.split("/")[0] for org, _ in stream} == {"tiny", "tiny@full"}
     out = tmp_path / "m.json"
