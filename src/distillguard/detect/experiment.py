@@ -23,7 +23,7 @@ from ..sim import metrics as M
 from .account import PARAMETER_FEATURES
 from .engine import Detector
 from .model import ScoringModel
-from .train import EVIDENCE_K, FULL, Labels, Stream, describe, simulated_stream, train
+from .train import EVIDENCE_K, Labels, Stream, describe, missing_corpus, simulated_stream, train
 
 SCENARIOS = ("standard", "sybil", "evasive")
 COLUMNS = ("accounts", "auc", "tpr@0.1%", "benign_fpr", "med_req", "ring_rec", "mixed5_tpr", "eval_acc")
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     cal_seeds = [int(s) for s in a.calibration_seeds.split(",")] if a.calibration_seeds else []
     if set(dev_seeds) & set(test_seeds) or set(cal_seeds) & set(test_seeds) or set(cal_seeds) & set(dev_seeds):
         ap.error("dev, calibration and test seeds must differ")
-    if any(s.endswith(FULL) for s in scen) and a.full_corpus is None:
-        ap.error(f"scenarios named NAME{FULL} need --full-corpus")
+    if err := missing_corpus(scen, a.full_corpus):
+        ap.error(err)
     wd = Path(a.workdir)
     if a.evaluate:
         given = ScoringModel.load() if a.evaluate == "shipped" else ScoringModel.load(a.evaluate)

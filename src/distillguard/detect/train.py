@@ -51,6 +51,14 @@ def read_labels(path: str | Path) -> Labels:
 FULL = "@full"  # a scenario name ending in this is simulated from the full corpus (``--full-corpus``)
 
 
+def missing_corpus(scenarios: Sequence[str], full_corpus: Path | None) -> str | None:
+    """The error for scenarios on the full corpus asked for without its directory (None: nothing missing)."""
+    named = [s for s in scenarios if s.endswith(FULL)]
+    if named and full_corpus is None:
+        return f"{', '.join(named)}: scenarios named NAME{FULL} need the full corpus' directory (--full-corpus)"
+    return None
+
+
 def simulated_files(scenario: str, seed: int, split: str, workdir: Path,
                     full_corpus: Path | None = None) -> tuple[Path, Path]:
     """The simulator's traffic and labels files for (scenario, seed, split), generated into ``workdir`` once.
@@ -60,9 +68,9 @@ def simulated_files(scenario: str, seed: int, split: str, workdir: Path,
     sets), whose prompts and answers the model never sees when it is trained on the compact corpus only."""
     from ..sim import generate, get
 
+    if err := missing_corpus([scenario], full_corpus):
+        raise ValueError(err)
     name, full = (scenario[: -len(FULL)], True) if scenario.endswith(FULL) else (scenario, False)
-    if full and full_corpus is None:
-        raise ValueError(f"{scenario}: a scenario on the full corpus needs its directory (--full-corpus)")
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{split}_{name}_{seed}" + ("_full" if full else "")
     traffic = workdir / f"{tag}.jsonl"
@@ -234,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--calibration-seeds needs --simulate")
     if set(cal_seeds) & set(seeds):
         ap.error("calibration seeds must differ from the training seeds")
-    if any(s.endswith(FULL) for s in a.simulate.split(",")) and a.full_corpus is None:
-        ap.error(f"scenarios named NAME{FULL} need --full-corpus")
+    if err := missing_corpus(a.simulate.split(","), a.full_corpus):
+        ap.error(err)
     files = [(tp, lp, f"f{i}:") for i, (tp, lp) in enumerate(zip(a.traffic, a.labels))]
     stream, labels = load_stream(files) if files else ([], {})
     notes = [f"--traffic {tp} --labels {lp}" for tp, lp in zip(a.traffic, a.labels)]
