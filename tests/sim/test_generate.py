@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import statistics
@@ -166,3 +167,26 @@ def test_single_shot_products_send_no_history(sim_cache, test_corpus):
         assert all(roles in (["user"], ["system", "user"]) for roles in by[k]), k
     assert any("assistant" in roles for roles in by["benign-chat"])
     assert "products" in scenarios.SCENARIOS
+
+
+def test_the_followups_scenario_follows_up_the_share_of_instructions_its_groups_name(sim_cache, test_corpus):
+    """Each ``distill-followup-S`` group follows about a share S of its instructions with one canned follow-up on
+    the answer it got; none without."""
+    base = scenarios.SCENARIOS["followups"]
+    groups = tuple(dataclasses.replace(g, count=2, requests=120, spread=0.0)
+                   for g in base.groups if g.tag in ("distill-followup-0.0", "distill-followup-1.0"))
+    tiny = dataclasses.replace(base, name="followups-tiny", days=1.0, groups=groups)
+    scenarios.SCENARIOS[tiny.name] = tiny
+    try:
+        run = run_scenario(tiny.name, 3, sim_cache, corpus=test_corpus)
+    finally:
+        del scenarios.SCENARIOS[tiny.name]
+    kind = {d["org"]: d["kind"] for d in run.labels}
+    followed: dict[str, list[bool]] = defaultdict(list)
+    for r in run.records:
+        msgs = r["request"]["messages"]
+        followed[kind[r["org"]]].append(msgs[-1]["content"] in CHAT_FOLLOWUPS and msgs[-2]["role"] == "assistant"
+                                        if len(msgs) >= 3 else False)
+    assert not any(followed["distill-followup-0.0"])
+    share = sum(followed["distill-followup-1.0"]) / len(followed["distill-followup-1.0"])
+    assert 0.4 <= share <= 0.5  # every instruction followed up once: half the requests (fewer where one failed)

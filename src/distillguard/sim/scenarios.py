@@ -169,6 +169,16 @@ _add(Scenario("products", 7.0, (
 ), "single-shot products the other scenarios lack (a chat bot without memory, a question-answering app) next to "
    "harvesters: not in the default training set; it measures the single-shot blind spot (ADR 0007, Probes)"))
 
+_add(Scenario("followups", 7.0, (
+    Group("benign-chat", "chat", "benign", 40, 300, (1, 3)),
+    Group("benign-coding", "coding", "benign", 20, 200, (1, 2)),
+    *(Group(f"distill-followup-{share}", "humanlike", "distillation", 15, 500, (1, 2),
+            _evasive(paraphrase=0.5, desensitize=0.5, multiturn=share, residential=True))
+      for share in (0.0, 0.3, 0.6, 1.0)),
+), "human-like harvesters that follow a share (0, 0.3, 0.6, 1) of their instructions with one canned follow-up on "
+   "the served answer, next to chat and coding products: not in the default training set; it measures the "
+   "multi-turn blind spot by that share (ADR 0007, multi-turn harvesting)"))
+
 _add(Scenario("mixed-small", 2.0, (
     Group("benign-chat", "chat", "benign", 8, 55, (1, 2)),
     Group("benign-coding", "coding", "benign", 3, 40, (1, 2)),
