@@ -144,6 +144,16 @@ def test_harvesters_are_steadier_and_more_templated_than_chat_users(small_run):
     assert multi  # chat products replay real multi-turn conversations with the answers they got
 
 
+def _run_unlisted(tiny: scenarios.Scenario, sim_cache, test_corpus):
+    """Seed 3 of a scenario made for one test (listed only while it runs), and each org's kind."""
+    scenarios.SCENARIOS[tiny.name] = tiny
+    try:
+        run = run_scenario(tiny.name, 3, sim_cache, corpus=test_corpus)
+    finally:
+        del scenarios.SCENARIOS[tiny.name]
+    return run, {d["org"]: d["kind"] for d in run.labels}
+
+
 def test_single_shot_products_send_no_history(sim_cache, test_corpus):
     """The products scenario: a chat bot without memory sends each user message alone; a question-answering app
     sends one question per request; a chat product with memory sends the conversation."""
@@ -153,12 +163,7 @@ def test_single_shot_products_send_no_history(sim_cache, test_corpus):
         g("benign-chat-stateless", "chat", "benign", 2, 60, (1, 1), {"memory": False}, spread=0.0),
         g("benign-qa", "qa", "benign", 2, 40, (1, 1), spread=0.0),
     ))
-    scenarios.SCENARIOS[tiny.name] = tiny
-    try:
-        run = run_scenario(tiny.name, 3, sim_cache, corpus=test_corpus)
-    finally:
-        del scenarios.SCENARIOS[tiny.name]
-    kind = {d["org"]: d["kind"] for d in run.labels}
+    run, kind = _run_unlisted(tiny, sim_cache, test_corpus)
     by: dict[str, list[list[str]]] = defaultdict(list)
     for r in run.records:
         by[kind[r["org"]]].append([m["role"] for m in r["request"]["messages"]])
@@ -176,12 +181,7 @@ def test_the_followups_scenario_follows_up_the_share_of_instructions_its_groups_
     groups = tuple(dataclasses.replace(g, count=2, requests=120, spread=0.0)
                    for g in base.groups if g.tag in ("distill-followup-0.0", "distill-followup-1.0"))
     tiny = dataclasses.replace(base, name="followups-tiny", days=1.0, groups=groups)
-    scenarios.SCENARIOS[tiny.name] = tiny
-    try:
-        run = run_scenario(tiny.name, 3, sim_cache, corpus=test_corpus)
-    finally:
-        del scenarios.SCENARIOS[tiny.name]
-    kind = {d["org"]: d["kind"] for d in run.labels}
+    run, kind = _run_unlisted(tiny, sim_cache, test_corpus)
     followed: dict[str, list[bool]] = defaultdict(list)
     for r in run.records:
         msgs = r["request"]["messages"]
