@@ -34,3 +34,14 @@ def test_full_corpus_scenarios_without_the_corpus_fail_before_anything_is_simula
         with pytest.raises(SystemExit):
             main()
     assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_refuses_an_out_file_it_would_not_write(tmp_path, capsys):
+    import pytest
+
+    out = tmp_path / "model.json"
+    with pytest.raises(SystemExit):
+        experiment.main(["--scenarios", "tiny", "--test-seeds", "3", "--evaluate", "shipped",
+                         "--workdir", str(tmp_path), "--out", str(out)])
+    assert "--out" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.iterdir())

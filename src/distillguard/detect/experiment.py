@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-corpus", type=Path, default=None,
                     help="corpus directory (../shared/data) for scenarios named NAME@full (see detect.train)")
     ap.add_argument("--evaluate", metavar="MODEL", default="",
-                    help="train nothing: evaluate this model file ('shipped': the packaged model) on the test seeds")
+                    help="train nothing: evaluate this model file ('shipped': the packaged model) on the test seeds "
+                         "(dev and calibration seeds are then not used)")
     a = ap.parse_args(argv)
     scen = a.scenarios.split(",")
     dev_seeds = [int(s) for s in a.dev_seeds.split(",")]
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("dev, calibration and test seeds must differ")
     if err := missing_corpus(scen, a.full_corpus):
         ap.error(err)
+    if a.evaluate and a.out:
+        ap.error("--evaluate trains no model, so there is none to write to --out")
     wd = Path(a.workdir)
     if a.evaluate:
         given = ScoringModel.load() if a.evaluate == "shipped" else ScoringModel.load(a.evaluate)
