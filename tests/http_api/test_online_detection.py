@@ -6,6 +6,7 @@ import time
 
 import orjson
 
+from distillguard.detect.declared import REVIEW, declares_fine_tuning
 from distillguard.sim import scenarios
 from distillguard.sim.corpus import SimCorpus
 from distillguard.sim.live import run_live
@@ -41,3 +42,6 @@ def test_live_traffic_yields_signals_for_every_account(make_gateway):
     for a in gw.admin("GET", "/admin/signals")["accounts"]:
         if a["flagged"]:
             assert a["reasons"], "a flag without reasons"
+            # the org's declared purposes come with its signal; fine-tuning asks for an uploads check first
+            assert a["purposes"] == labs[a["org"]]["purposes"]
+            assert (a["reasons"][0] == REVIEW) == declares_fine_tuning(a["purposes"])

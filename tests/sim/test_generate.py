@@ -9,7 +9,9 @@ import statistics
 from collections import Counter, defaultdict
 
 from distillguard import tokens
+from distillguard.detect.declared import FINE_TUNING
 from distillguard.sim import identity, scenarios
+from distillguard.sim.behaviours import builds_finetuning_set, side_jobs
 from distillguard.sim.generate import build_tenants
 from distillguard.sim.templates import CHAT_FOLLOWUPS
 
@@ -190,3 +192,21 @@ def test_the_followups_scenario_follows_up_the_share_of_instructions_its_groups_
     assert not any(followed["distill-followup-0.0"])
     share = sum(followed["distill-followup-1.0"]) / len(followed["distill-followup-1.0"])
     assert 0.4 <= share <= 0.5  # every instruction followed up once: half the requests (fewer where one failed)
+
+
+def test_tenants_that_build_fine_tuning_sets_declare_it_and_some_distillers_claim_it(small_run, test_corpus):
+    """Declared purposes follow what a tenant does: every fine-tuning customer (and every product account with a
+    fine-tuning side job) declares ``fine-tuning``; a share of distillers claims it as cover; the labels file
+    carries what was declared."""
+    tenants = build_tenants(scenarios.get("standard"), 3, test_corpus)
+    builders = [t for _, t in tenants if builds_finetuning_set(t)]
+    assert {t.spec.kind for t in builders} == {"finetune", "multi"}
+    assert all(FINE_TUNING in t.ident.purposes for t in builders)
+    assert any(t.spec.kind == "multi" and "finetune" not in side_jobs(t) for _, t in tenants)
+    distillers = [t for _, t in tenants if t.spec.label == "distillation"]
+    claim = sum(FINE_TUNING in t.ident.purposes for t in distillers) / len(distillers)
+    assert 0.2 <= claim <= 0.6, claim  # cover stories (30%) beside purposes drawn at random
+    others = [t for _, t in tenants if t.spec.label != "distillation" and not builds_finetuning_set(t)]
+    assert sum(FINE_TUNING in t.ident.purposes for t in others) / len(others) < 0.3
+    again = {t.ident.org: t.ident.purposes for _, t in build_tenants(scenarios.get("mixed-small"), 7, test_corpus)}
+    assert small_run.labels and all(d["purposes"] == again[d["org"]] for d in small_run.labels)

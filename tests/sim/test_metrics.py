@@ -87,3 +87,23 @@ def test_text_tables_show_every_kind():
               {"org": "b", "label": "benign", "ring": None, "kind": "benign-chat"}]
     text = text_tables(evaluate([_acc("a", 0.9, True, after=40), _acc("b", 0.1)], labels))
     assert "distill-ring" in text and "benign-chat" in text and "auc" in text and "40" in text
+
+
+def test_declared_fine_tuning_negatives_are_counted_apart_from_false_positives():
+    """A benign account that declared fine-tuning and scores high is not a false positive and does not lower the
+    AUC: its flagged share is reported on its own. A distiller that declared it is still a positive."""
+    labels = [{"org": "b1", "label": "benign", "ring": None, "purposes": ["chat"]},
+              {"org": "b2", "label": "benign", "ring": None},
+              {"org": "ft", "label": "benign", "ring": None, "purposes": ["chat", "fine-tuning"]},
+              {"org": "d1", "label": "distillation", "ring": None, "purposes": ["Fine tuning"]},
+              {"org": "d2", "label": "distillation", "ring": None}]
+    accounts = [_acc("b1", 0.1), _acc("b2", 0.2), _acc("ft", 0.95, True, "distillation", 40),
+                _acc("d1", 0.9, True, "distillation", 50), _acc("d2", 0.8, True, "distillation", 60)]
+    m = evaluate(accounts, labels)
+    assert m["auc"] == 1.0 and m["tpr_at_fpr_0.001"] == 1.0
+    assert m["fpr_flagged"] == 0.0 and m["negatives"] == 2
+    assert m["declared_negatives"] == 1 and m["declared_flagged"] == 1.0
+    assert m["tpr_flagged"] == 1.0
+    undeclared = [dict(d, purposes=["chat"]) for d in labels]
+    m = evaluate(accounts, undeclared)
+    assert m["auc"] < 1.0 and m["fpr_flagged"] == pytest.approx(1 / 3) and m["declared_negatives"] == 0

@@ -24,6 +24,10 @@ def _labels(path: Path) -> dict[str, dict[str, Any]]:
 def detect(
     input: Path = typer.Option(..., "--input", "-i", help="Traffic JSONL (contracts §1; .gz or '-' for stdin)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels JSONL: also print quality metrics."),
+    declarations: Optional[Path] = typer.Option(
+        None, "--declarations",
+        help="JSONL of {\"org\", \"purposes\"} (a simulator labels file has both): each account gets its declared "
+             "purposes, and a flagged account that declared fine-tuning is marked for an uploads check."),
     target_fpr: float = typer.Option(0.001, "--target-fpr", help="Account-level false-positive rate to flag at."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the one shipped)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write an HTML report (needs --labels)."),
@@ -42,6 +46,15 @@ def detect(
     if not input.exists() and str(input) != "-":
         err_console.print(f"[red]error[/red]: no such file: {input}")
         raise typer.Exit(2)
+    declared = None
+    if declarations is not None:  # read first: a bad file fails before the long pass over the traffic
+        from ..detect.declared import read_declarations
+
+        try:
+            declared = read_declarations(declarations)
+        except (OSError, ValueError) as e:
+            err_console.print(f"[red]error[/red]: --declarations: {e}")
+            raise typer.Exit(2) from None
     det = Detector(model=ScoringModel.load(model) if model else None, target_fpr=target_fpr, rings=not no_rings)
     if str(input) == "-" or input.name.endswith(".gz"):
         rep = det.run(_records(input))
@@ -53,6 +66,10 @@ def detect(
         from ..detect.twosample import annotate
 
         annotate(rep, _records(input))
+    if declared is not None:
+        from ..detect.declared import annotate as mark_declared
+
+        mark_declared(rep, declared)
     metrics = None
     labs: dict[str, dict[str, Any]] = {}
     if labels is not None:

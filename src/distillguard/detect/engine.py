@@ -60,14 +60,18 @@ class AccountResult:
     flagged_after: int | None = None  # requests seen when the score first crossed the threshold
     probabilities: dict[str, float] = field(default_factory=dict)
     features: dict[str, float] = field(default_factory=dict)
+    purposes: list[str] | None = None  # the org's declared purposes, when known (``declared.annotate``)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "org": self.org, "score": round(self.score, 6), "label": self.label, "flagged": self.flagged,
             "ring": self.ring, "requests": self.requests, "reasons": self.reasons,
             "flagged_after": self.flagged_after,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
         }
+        if self.purposes is not None:
+            out["purposes"] = list(self.purposes)
+        return out
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Quality of a detection report against labels (contracts §1 label lines).
 
 Uses the simulator's metrics module (``distillguard.sim.metrics``: there, negatives are benign *and* evaluation
-accounts) when it is installed alongside, otherwise the same quantities computed here (negatives = benign): AUC of the score (distillation vs benign accounts), TPR at the flag threshold and at
-ROC points of FPR 1% / 0.1%, the benign FPR actually flagged, median requests until flagged, ring recall and the
-evaluation-label accuracy.
+accounts) when it is installed alongside, otherwise the same quantities computed here (negatives = benign): AUC of
+the score (distillation vs benign accounts), TPR at the flag threshold and at ROC points of FPR 1% / 0.1%, the
+benign FPR actually flagged, median requests until flagged, ring recall and the evaluation-label accuracy. Benign
+accounts that declared fine-tuning are left out of the negatives and counted on their own (``detect.declared``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from .declared import declared_of
 from .engine import Report
 
 
@@ -40,14 +42,15 @@ def own_metrics(report: Report, labels: dict[str, dict[str, Any]]) -> dict[str, 
     """The same headline metrics computed here; accounts without a label are ignored."""
     by = {a.org: a for a in report.accounts}
     pos = [by[o].score for o, d in labels.items() if o in by and d.get("label") == "distillation"]
-    neg = [by[o].score for o, d in labels.items() if o in by and d.get("label") == "benign"]
+    neg = [by[o].score for o, d in labels.items() if o in by and d.get("label") == "benign" and not declared_of(d)]
     auc = float("nan")
     if pos and neg:
         from sklearn.metrics import roc_auc_score
 
         auc = float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg))
     distill = [by[o] for o, d in labels.items() if o in by and d.get("label") == "distillation"]
-    benign = [by[o] for o, d in labels.items() if o in by and d.get("label") == "benign"]
+    benign = [by[o] for o, d in labels.items() if o in by and d.get("label") == "benign" and not declared_of(d)]
+    declared = [by[o] for o, d in labels.items() if o in by and d.get("label") == "benign" and declared_of(d)]
     evals = [by[o] for o, d in labels.items() if o in by and d.get("label") == "evaluation"]
     ring_members = [by[o] for o, d in labels.items() if o in by and d.get("ring")]
     until = [a.flagged_after for a in distill if a.flagged and a.flagged_after is not None]
@@ -60,6 +63,8 @@ def own_metrics(report: Report, labels: dict[str, dict[str, Any]]) -> dict[str, 
         "target_fpr": report.target_fpr,
         "tpr_flagged": sum(a.flagged for a in distill) / len(distill) if distill else float("nan"),
         "fpr_flagged": sum(a.flagged for a in benign) / len(benign) if benign else float("nan"),
+        "declared_negatives": len(declared),
+        "declared_flagged": sum(a.flagged for a in declared) / len(declared) if declared else float("nan"),
         "median_requests_until_flagged": statistics.median(until) if until else None,
         "ring_recall": sum(a.flagged for a in ring_members) / len(ring_members) if ring_members else float("nan"),
         "evaluation_label_accuracy": (

@@ -26,7 +26,8 @@ from .model import ScoringModel
 from .train import EVIDENCE_K, Labels, Stream, describe, missing_corpus, simulated_stream, train
 
 SCENARIOS = ("standard", "sybil", "evasive")
-COLUMNS = ("accounts", "auc", "tpr@0.1%", "benign_fpr", "med_req", "ring_rec", "mixed5_tpr", "eval_acc")
+COLUMNS = ("accounts", "auc", "tpr@0.1%", "benign_fpr", "decl_flag", "med_req", "ring_rec", "mixed5_tpr",
+           "eval_acc")
 
 
 def _share(xs: Sequence[bool]) -> float | None:
@@ -34,8 +35,9 @@ def _share(xs: Sequence[bool]) -> float | None:
 
 
 def table_row(rows: list[M.Row]) -> dict[str, Any]:
-    """The brief's columns for one set of labelled accounts."""
-    benign = [r for r in rows if r.label == "benign"]
+    """The brief's columns for one set of labelled accounts. ``benign_fpr`` is over the benign accounts that declared
+    no fine-tuning; ``decl_flag`` is the flagged share of those that did (``detect.declared``)."""
+    benign = [r for r in rows if r.label == "benign" and not r.declared]
     evals = [r for r in rows if r.label == "evaluation"]
     pure = [r for r in rows if r.positive and r.kind != "distill-mixed" and not r.ring]
     until = [r.flagged_after for r in pure if r.flagged and r.flagged_after is not None]
@@ -44,6 +46,7 @@ def table_row(rows: list[M.Row]) -> dict[str, Any]:
         "auc": M.auc(rows),
         "tpr@0.1%": M.tpr_at_fpr(rows, 0.001),
         "benign_fpr": _share([r.flagged for r in benign]),
+        "decl_flag": _share([r.flagged for r in rows if r.label == "benign" and r.declared]),
         "med_req": float(statistics.median(until)) if until else None,
         "ring_rec": M.ring_recall(rows)["overall"],
         "mixed5_tpr": _share([r.flagged for r in rows if r.kind == "distill-mixed"]),

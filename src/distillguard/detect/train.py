@@ -25,6 +25,7 @@ import orjson
 
 from .account import AccountState
 from .bench import default_index
+from .declared import declared_of
 from .engine import CHECKPOINTS, SUB_CHECKPOINTS, SUB_MAX_SHARE, Detector, Tracked, templated
 from .rings import find_rings
 from .features import RequestFeatures, extract
@@ -157,17 +158,25 @@ def training_vectors(stream: Stream, labels: Labels) -> tuple[list[dict[str, flo
     return xs, ys, orgs
 
 
+def _calibrates(label: dict[str, Any]) -> bool:
+    """Whether an account's scores set the thresholds: benign, and not declaring fine-tuning (``declared``: that
+    traffic looks like distillation and is checked against fine-tuning uploads instead). Declared accounts still
+    train the model."""
+    return label.get("label") == "benign" and not declared_of(label)
+
+
 def calibrate(model: ScoringModel, stream: Stream, labels: Labels) -> None:
-    """Store the batch scores of the benign accounts (rings off: calibration is per account, and takes the maximum
-    over each account's checkpoints and sub-streams), and the scores of the candidate rings found among the benign
-    accounts alone (clusters of allowed batch jobs, coding assistants ...) for the ring threshold."""
+    """Store the batch scores of the benign accounts that declared no fine-tuning (rings off: calibration is per
+    account, and takes the maximum over each account's checkpoints and sub-streams), and the scores of the candidate
+    rings found among those accounts alone (clusters of allowed batch jobs, coding assistants ...) for the ring
+    threshold."""
     det = Detector(model=model, rings=False)
     orgs: dict[str, Tracked] = {}
     keys: dict[tuple[str, str], Tracked] = {}
     n = det.consume(stream, orgs, keys)
     rep = det.finish(orgs, keys, n)
-    model.benign_scores = sorted(a.score for a in rep.accounts if labels.get(a.org, {}).get("label") == "benign")
-    benign = {o: t for o, t in orgs.items() if labels.get(o, {}).get("label") == "benign"}
+    benign = {o: t for o, t in orgs.items() if _calibrates(labels.get(o, {}))}
+    model.benign_scores = sorted(a.score for a in rep.accounts if a.org in benign)
     fams: dict[str, dict[str, float]] = {f: dict.fromkeys(benign, 0.0) for f in FAMILIES}
     for o, t in benign.items():
         fams["account"][o] = t.best
@@ -191,7 +200,7 @@ def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str]
     counts: dict[str, int] = defaultdict(int)
     for d in labels.values():
         counts[d["label"]] += 1
-    benign_cal = sum(1 for d in cal_labels.values() if d.get("label") == "benign")
+    benign_cal = sum(1 for d in cal_labels.values() if _calibrates(d))
     model.meta = {"trained_on": note, "accounts": dict(counts), "vectors": len(xs), "records": len(stream),
                   "calibration": "held-out traffic" if calibration else "the training traffic",
                   "calibration_benign_accounts": benign_cal,

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..access import AccessService
-from ..errors import AuthenticationFailed
+from ..detect.declared import mark_signal
+from ..errors import AuthenticationFailed, NotFound
 from .body import json_body, validate
 from .responses import ORJSONResponse
 from .schemas import KeyCreate, LimitsSet, Message, OrgCreate, ProjectCreate, Reason, body_schema
@@ -65,7 +66,8 @@ async def signals(request: Request) -> Response:
     det = request.app.state.detector
     if det is None or det.target is None:
         return ORJSONResponse({"accounts": [], "ready": False})
-    return ORJSONResponse({"accounts": det.target.flagged(), "ready": True})
+    acc = _access(request)
+    return ORJSONResponse({"accounts": [_declared(acc, s) for s in det.target.flagged()], "ready": True})
 
 
 @router.get("/orgs/{org}/signals", summary="Online detection signals of one org: score, label, reasons")
@@ -74,8 +76,17 @@ async def org_signals(org: str, request: Request) -> Response:
     oid = acc.resolve_org(org).id
     det = request.app.state.detector
     sig = det.target.signals(oid) if det is not None and det.target is not None else None
-    return ORJSONResponse(sig or {"org": oid, "score": 0.0, "label": "benign", "flagged": False, "requests": 0,
-                                  "reasons": []})
+    return ORJSONResponse(_declared(acc, sig or {"org": oid, "score": 0.0, "label": "benign", "flagged": False,
+                                                 "requests": 0, "reasons": []}))
+
+
+def _declared(acc: AccessService, signal: dict[str, Any]) -> dict[str, Any]:
+    """A signal with its org's declared purposes (``detect.declared``); unchanged for an org no longer stored."""
+    try:
+        purposes = acc.get_org(signal["org"]).purposes
+    except NotFound:
+        return signal
+    return mark_signal(signal, purposes)
 
 
 # Account state changes: path action → (AccessService method, body model carrying its text, summary).

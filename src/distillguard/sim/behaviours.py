@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from . import benign, distill, evals
-from .tenant import Behaviour, Tenant, merge
+from .tenant import Behaviour, Tenant, derive_seed, merge
 
 
 def _mixed(t: Tenant) -> Behaviour:
@@ -22,13 +23,27 @@ _PRODUCTS = {"chat": benign.chat_product, "coding": benign.coding_assistant, "ra
 _SIDE_JOBS = {"batch": benign.batch_job, "finetune": benign.finetune_customer, "eval": evals.eval_runs}
 
 
+def side_jobs(t: Tenant) -> list[str]:
+    """The side programs a ``multi`` tenant runs ([] for other kinds): drawn from a stream of their own, so the
+    identity (which declares purposes) can know them before the behaviour starts."""
+    if t.spec.kind != "multi":
+        return []
+    rng = random.Random(derive_seed(t.extra.get("scenario_seed"), "side-jobs", t.index))
+    return rng.sample(sorted(_SIDE_JOBS), rng.randint(1, 2))
+
+
+def builds_finetuning_set(t: Tenant) -> bool:
+    """Whether the tenant builds a fine-tuning set for the provider's own models (allowed, and declared)."""
+    return t.spec.kind == "finetune" or "finetune" in side_jobs(t)
+
+
 def _multi(t: Tenant) -> Behaviour:
     """A benign account running a product plus one or two machine-like side programs (a classifier job, building a
     fine-tuning set for the provider's own models, a benchmark run): ``side`` of its requests (default 3–20%)."""
     rng = t.rng
     n = t.spec.requests
     main = _PRODUCTS[t.spec.param("product") or rng.choice(("chat", "chat", "coding", "rag"))]
-    jobs = rng.sample(sorted(_SIDE_JOBS), rng.randint(1, 2))
+    jobs = side_jobs(t)
     side = float(t.spec.param("side") or rng.uniform(0.03, 0.2))
     k = max(3, round(n * side / len(jobs)))
     return merge(main(t, max(1, n - k * len(jobs))), *(_SIDE_JOBS[j](t, k) for j in jobs))

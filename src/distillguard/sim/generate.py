@@ -22,13 +22,16 @@ from typing import IO, Any
 
 import orjson
 
+from ..detect.declared import FINE_TUNING
 from . import identity
 from .answers import Answerer
-from .behaviours import behaviour
+from .behaviours import behaviour, builds_finetuning_set
 from .corpus import SimCorpus, Split
 from .scenarios import Scenario
 from .tenant import Reply, Req, Tenant, derive_seed, make_identity
 
+# Share of distillers whose application also declares fine-tuning (a cover story: the traffic looks the same).
+COVER_STORY = 0.3
 TIMEZONES = (-8.0, -7.0, -5.0, -3.0, 0.0, 1.0, 2.0, 3.0, 5.5, 8.0, 9.0)
 Progress = Callable[[int, int], None]
 
@@ -66,13 +69,25 @@ def build_tenants(scenario: Scenario, seed: int, corpus: SimCorpus) -> list[tupl
         t = Tenant(index=i, spec=spec, ident=ident, rng=rng, corpus=corpus, t0=scenario.t0, t1=scenario.t1,
                    tz_hours=rng.choice(TIMEZONES),
                    extra={"scenario_seed": derive_seed(scenario.name, seed, corpus.split)})
+        declare(t)
         out.append((tag, t))
     return out
 
 
+def declare(t: Tenant) -> None:
+    """Make the tenant's declared purposes follow what it does: everyone building a fine-tuning set for the
+    provider's own models declares it (the provider's terms ask for that); a share of distillers claim it too."""
+    rng = random.Random(derive_seed(t.extra.get("scenario_seed"), "declare", t.index))
+    cover = t.spec.label == "distillation" and rng.random() < COVER_STORY
+    if (builds_finetuning_set(t) or cover) and FINE_TUNING not in t.ident.purposes:
+        t.ident.purposes = [*t.ident.purposes, FINE_TUNING]
+
+
 def label_of(tag: str, t: Tenant, scenario: str) -> dict[str, Any]:
-    """The labels-file line of a tenant (contracts §1, plus ``kind`` and ``scenario`` for per-class metrics)."""
-    return {"org": t.ident.org, "label": t.spec.label, "ring": t.spec.ring, "kind": tag, "scenario": scenario}
+    """The labels-file line of a tenant (contracts §1, plus ``kind`` and ``scenario`` for per-class metrics, and the
+    purposes its application declared, which ``detect --declarations`` reads)."""
+    return {"org": t.ident.org, "label": t.spec.label, "ring": t.spec.ring, "kind": tag, "scenario": scenario,
+            "purposes": list(t.ident.purposes)}
 
 
 def simulated_latency(rng: random.Random, prompt_tokens: int, completion_tokens: int) -> float:

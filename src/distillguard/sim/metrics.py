@@ -5,8 +5,12 @@ Inputs are the ``accounts`` of ``detect --json`` (``org``, ``score``, ``flagged`
 and the labels file (``org``, ``label``, ``ring``, optional ``kind``, ``scenario``).
 
 Positives are ``distillation`` accounts; negatives are every other labelled account (``benign`` and
-``evaluation``: flagging an evaluator is a false positive). Accounts without a label are ignored;
-labelled accounts the detector did not report count with score 0, not flagged.
+``evaluation``: flagging an evaluator is a false positive) that did not declare fine-tuning. A negative whose
+labels line declares fine-tuning (``purposes``) builds training data for the provider's own models, which looks like
+distillation in traffic and is checked against its fine-tuning uploads instead (``detect.declared``): it is left
+out of AUC, TPR at FPR and the false-positive rate, and its flagged share is reported on its own
+(``declared_flagged``). Accounts without a label are ignored; labelled accounts the detector did not report count
+with score 0, not flagged.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
+
+from ..detect.declared import declared_of
 
 FPR_POINTS = (0.01, 0.001)
 
@@ -37,10 +43,17 @@ class Row:
     predicted: str | None
     flagged_after: int | None
     requests: int | None
+    declared: bool = False  # the account declared fine-tuning (``detect.declared``)
 
     @property
     def positive(self) -> bool:
         return self.label == "distillation"
+
+    @property
+    def scored(self) -> bool:
+        """Counts in AUC, TPR at FPR and the false-positive rate: every positive, and the negatives that did not
+        declare fine-tuning."""
+        return self.positive or not self.declared
 
 
 def join(accounts: Iterable[Mapping[str, Any]], labels: Iterable[Mapping[str, Any]]) -> list[Row]:
@@ -55,12 +68,14 @@ def join(accounts: Iterable[Mapping[str, Any]], labels: Iterable[Mapping[str, An
                         scenario=str(lab.get("scenario") or "all"), score=float(a.get("score") or 0.0),
                         flagged=bool(a.get("flagged", False)), predicted=a.get("label"),
                         flagged_after=int(fa) if fa is not None else None,
-                        requests=int(a["requests"]) if a.get("requests") is not None else None))
+                        requests=int(a["requests"]) if a.get("requests") is not None else None,
+                        declared=declared_of(lab)))
     return rows
 
 
 def roc(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) over the rows' scores; empty arrays when a class is missing."""
+    """(fpr, tpr, thresholds) over the scored rows; empty arrays when a class is missing."""
+    rows = [r for r in rows if r.scored]
     y = np.array([r.positive for r in rows], dtype=bool)
     if y.all() or not y.any():
         return np.zeros(0), np.zeros(0), np.zeros(0)
@@ -70,6 +85,7 @@ def roc(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def auc(rows: list[Row]) -> float | None:
+    rows = [r for r in rows if r.scored]
     y = [r.positive for r in rows]
     if all(y) or not any(y):
         return None
@@ -124,13 +140,16 @@ def per_kind(rows: list[Row]) -> list[dict[str, Any]]:
 def summarise(rows: list[Row]) -> dict[str, Any]:
     """The headline metrics of one set of rows."""
     pos = [r for r in rows if r.positive]
-    neg = [r for r in rows if not r.positive]
+    neg = [r for r in rows if not r.positive and not r.declared]
+    declared = [r for r in rows if not r.positive and r.declared]
     evals = [r for r in rows if r.label == "evaluation"]
     out: dict[str, Any] = {"accounts": len(rows), "positives": len(pos), "negatives": len(neg), "auc": auc(rows)}
     for p in FPR_POINTS:
         out[f"tpr_at_fpr_{p:g}"] = tpr_at_fpr(rows, p)
     out["tpr_flagged"] = _flag_rate(pos)
     out["fpr_flagged"] = _flag_rate(neg)
+    out["declared_negatives"] = len(declared)
+    out["declared_flagged"] = _flag_rate(declared)
     out["ring_recall"] = ring_recall(rows)["overall"]
     out["evaluation_label_accuracy"] = (sum(r.predicted == "evaluation" for r in evals) / len(evals)) if evals else None
     med: dict[str, float | None] = {}
