@@ -94,3 +94,16 @@ def test_an_online_signal_gets_the_purposes_and_a_flag_the_review_question():
     calm = dict(sig, flagged=False)
     assert mark_signal(calm, ["fine-tuning"])["reasons"] == calm["reasons"]
     assert sig["reasons"] == ["share of fresh prompts ..."]  # the detector's own signal is not changed
+
+
+def test_fine_tuning_customers_train_as_collecting_answers(population):
+    """A benign fine-tuning customer collects answers as training data: its vectors train as distillation (what
+    collecting looks like), while its label, and so the evaluation, stays benign."""
+    recs, _ = population
+    stream = _stream([r for r in recs if r["org"] in ("harvest0", "chat0")])
+    labels = {"harvest0": {"org": "harvest0", "label": "benign", "kind": "benign-finetune"},
+              "chat0": {"org": "chat0", "label": "benign", "kind": "benign-chat"}}
+    _, ys, orgs = train.training_vectors(stream, labels)
+    by = {o: {y for y, o2 in zip(ys, orgs) if o2 == o} for o in labels}
+    assert by == {"harvest0": {"distillation"}, "chat0": {"benign"}}
+    assert labels["harvest0"]["label"] == "benign"

@@ -35,6 +35,9 @@ def test_rewrites_change_the_request_as_named():
     c = orjson.loads(orjson.dumps(body))
     REWRITES["cap256"](c)
     assert c["max_tokens"] == 256
+    t = orjson.loads(orjson.dumps(body))
+    REWRITES["temp0"](t)
+    assert t["temperature"] == 0.0 and t["messages"] == body["messages"]
 
 
 def test_only_distillation_accounts_are_rewritten():

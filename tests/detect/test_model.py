@@ -55,3 +55,27 @@ def test_model_file_round_trip_keeps_the_shrinkage(tmp_path):
     assert back.evidence_k == 20.0 and back.benign_center == m.benign_center
     v = _harvest_like(15)
     assert back.probabilities(v) == m.probabilities(v)
+
+
+def test_looking_like_a_benchmark_run_never_lowers_the_distillation_score():
+    """Temperature 0 is evaluation evidence, and the distillation weights may not use it. It must then leave
+    P(distillation) exactly as it was: a harvester that sends temperature 0 (or dresses as an evaluator in any way
+    the evaluation model reads) keeps its score, while the same trait still raises P(evaluation) of the rest."""
+    rng = random.Random(5)
+    vecs, labels = _vectors(rng)
+    for _ in range(150):
+        v = dict.fromkeys(FEATURE_NAMES, 0.0)
+        v.update(temp0=rng.uniform(0.8, 1.0), bench=rng.uniform(0.5, 1.0), topic_spread=rng.uniform(0.3, 0.8),
+                 requests=200.0)
+        vecs.append(v)
+        labels.append("evaluation")
+    m = fit(vecs, labels)
+    k = m.features.index("temp0")
+    assert m.coef[1][k] == 0.0 and m.coef[2][k] > 0.5  # (distillation, evaluation rows)
+    for n in (50, 1000):
+        v = _harvest_like(n)
+        p, p0 = m.probabilities(v), m.probabilities(dict(v, temp0=1.0))
+        assert p0["distillation"] == p["distillation"] > 0.5
+        calm = dict(v, any_marker=0.1, topic_spread=0.4)
+        assert m.probabilities(dict(calm, temp0=1.0))["evaluation"] > m.probabilities(calm)["evaluation"]
+        assert abs(sum(p0.values()) - 1.0) < 1e-12

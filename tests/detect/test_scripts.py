@@ -62,13 +62,34 @@ def english() -> list[dict[str, Any]]:
     return sorted(recs, key=lambda r: r["ts"])
 
 
-@pytest.mark.parametrize("conv", [lambda s: s, hanzify, cyrillize], ids=["english", "han", "cyrillic"])
-def test_a_harvester_and_a_chatty_user_get_the_same_verdicts_in_other_scripts(english, conv):
-    acc = {a.org: a for a in Detector(rings=False).run(_convert(english, conv)).accounts}
+# Known regression (ADR 0007, "Collecting as the training target"): in these ciphers no word can be read, so no
+# instruction marker either, and the model trained on both corpora no longer flags a harvester without dataset-style
+# wording (0.65 / 0.79 against 0.958). Real Chinese harvesters, whose markers are read, stay flagged
+# (``detect.crosslingual``: 15/15). Strict: the day the structure alone flags them again, these fail and the mark goes.
+_NO_MARKERS = pytest.mark.xfail(strict=True, reason="a harvester with no readable marker is missed (ADR 0007)")
+
+
+@pytest.fixture(scope="module")
+def verdicts(english: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per script, the detector's verdict on each account of the English traffic rewritten into it."""
+    return {name: {a.org: a for a in Detector(rings=False).run(_convert(english, conv)).accounts}
+            for name, conv in (("english", lambda s: s), ("han", hanzify), ("cyrillic", cyrillize))}
+
+
+@pytest.mark.parametrize("script", ["english", "han", "cyrillic"])
+def test_a_chatty_user_stays_benign_in_other_scripts(verdicts, script):
     for i in range(2):
-        assert acc[f"harvest{i}"].flagged and acc[f"harvest{i}"].label == "distillation"
-        assert not acc[f"chat{i}"].flagged and acc[f"chat{i}"].label == "benign"
-        assert acc[f"chat{i}"].score < 0.5  # not near the line either
+        acc = verdicts[script][f"chat{i}"]
+        assert not acc.flagged and acc.label == "benign"
+        assert acc.score < 0.5  # not near the line either
+
+
+@pytest.mark.parametrize("script", ["english", pytest.param("han", marks=_NO_MARKERS),
+                                    pytest.param("cyrillic", marks=_NO_MARKERS)])
+def test_a_harvester_stays_flagged_in_other_scripts(verdicts, script):
+    for i in range(2):
+        acc = verdicts[script][f"harvest{i}"]
+        assert acc.flagged and acc.label == "distillation"
 
 
 def test_novelty_in_chinese_tells_new_text_from_text_taken_from_the_prompt():

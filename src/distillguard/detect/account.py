@@ -43,7 +43,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 FEATURE_HELP: dict[str, str] = {
     "single_shot": "share of single-turn requests",
     "follow_up": "share of turns that build on the previous answer",
-    "any_marker": "share of prompts with instruction-style markers",
+    "any_marker": "share of fresh prompts (not follow-ups) with instruction-style markers",
     "scaffold_reuse": "share of prompts whose masked skeleton head/tail recurs ≥3 times",
     "top_scaffold": "share of the most common prompt scaffold",
     "dup_prompt": "share of exact duplicate prompts",
@@ -62,10 +62,11 @@ FEATURE_HELP: dict[str, str] = {
     "bench": "share of prompt probes matching public benchmark text",
     "prompt_len": "log mean prompt length (chars)",
     "system_share": "share of requests with a system prompt",
-    "answer_grounding": "share of the answers' word pairs already in the prompt (a job over the customer's data)",
+    "answer_grounding": "share of answers made almost wholly of the prompt's words (≤ 10% of word pairs new: a job "
+                        "over the customer's data)",
 }
 for _m in MARKER_NAMES:
-    FEATURE_HELP[f"m_{_m}"] = f"share of prompts with marker '{_m}'"
+    FEATURE_HELP[f"m_{_m}"] = f"share of fresh prompts (not follow-ups) with marker '{_m}'"
 
 # Computed (for reasons and reviewers) but not scored: ``top_scaffold`` ("one template means an allowed batch job" is
 # a habit of the simulator's tenants, and a one-template harvesting ring exploits it) and the timing features
@@ -90,6 +91,10 @@ _DF_DTYPE = np.dtype(f"i{array('l').itemsize}")
 MAX_TIMES = 20000  # inter-arrival statistics over the most recent requests
 MAX_SKELETONS = 64
 MAX_EXAMPLES = 5
+# An answer with at most this share of new word pairs is a near copy of its prompt (an extraction, a rewrite, a
+# summary of the customer's own text). ``answer_grounding`` counts them rather than averaging novelty: the average
+# moved with the corpus (which prompts carry their content), the share of near copies much less (ADR 0007).
+NEAR_COPY = 0.1
 RENDERED_REPEATS = 2  # answers rendering one prompt text (a retry, a second engine) that count as grounded
 MAX_RENDERED = 100000  # rendered prompt texts remembered per account (as prompt hashes are)
 
@@ -133,6 +138,7 @@ class AccountState:
         self.prompt_chars = 0
         self.novel = 0.0  # Σ answer novelty over the requests with an answer text
         self.novel_n = 0
+        self.near_copy = 0  # answers with novelty ≤ NEAR_COPY
         self.rendered: dict[int, int] = {}  # rendering key -> answers rendering that prompt text (``add``)
         self.keys: set[str] = set()
         self.uas: Counter[str] = Counter()
@@ -156,7 +162,7 @@ class AccountState:
         if f.system:
             self.system += 1
         bits = f.bits
-        if bits:
+        if bits and not f.follow_up:  # a follow-up's wording is about the previous answer, not the harvest
             self.any_marker += 1
             counts = self.marker_counts
             examples = self.examples
@@ -233,9 +239,12 @@ class AccountState:
                 seen = rendered.get(key, 0)
                 if seen or len(rendered) < MAX_RENDERED:  # (when full, texts seen before are still counted)
                     rendered[key] = seen + 1
-                self.novel += 0.0 if seen < RENDERED_REPEATS else f.novelty
+                novelty = 0.0 if seen < RENDERED_REPEATS else f.novelty
             else:
-                self.novel += f.novelty
+                novelty = f.novelty
+            self.novel += novelty
+            if novelty <= NEAR_COPY:
+                self.near_copy += 1
             self.novel_n += 1
         self.keys.add(f.key)
         if len(self.uas) < 256:
@@ -368,6 +377,7 @@ class AccountState:
         self.prompt_chars += other.prompt_chars
         self.novel += other.novel
         self.novel_n += other.novel_n
+        self.near_copy += other.near_copy
         for key, c in other.rendered.items():
             self.rendered[key] = self.rendered.get(key, 0) + c
         self.keys |= other.keys
@@ -469,14 +479,15 @@ class AccountState:
         features (``iat_cv``, ``burstiness``, ``hour_entropy``) are left out: a checkpoint needs them only when it is
         an account's best so far (they are shown with its reasons)."""
         n = max(self.n, 1)
+        fresh = max(self.n - self.follow, 1)  # the denominator of the marker shares
         spread = self.topic_spread()
         reuse = max(self.reuse_heads, self.reuse_tails) / n
         top = max(self.top_head, self.top_tail) / n
         v = {
             "single_shot": self.single / n,
             "follow_up": self.follow / n,
-            **{f"m_{m}": self.marker_counts[i] / n for i, m in enumerate(MARKER_NAMES)},
-            "any_marker": self.any_marker / n,
+            **{f"m_{m}": self.marker_counts[i] / fresh for i, m in enumerate(MARKER_NAMES)},
+            "any_marker": self.any_marker / fresh,
             "scaffold_reuse": reuse,
             "top_scaffold": top,
             "dup_prompt": 1.0 - min(1.0, len(self.prompts) / n),
@@ -492,7 +503,7 @@ class AccountState:
             "bench": self.bench / n,
             "prompt_len": math.log1p(self.prompt_chars / n),
             "system_share": self.system / n,
-            "answer_grounding": 1.0 - self.novel / self.novel_n if self.novel_n else 0.0,
+            "answer_grounding": self.near_copy / self.novel_n if self.novel_n else 0.0,
             "requests": float(self.n),  # not a feature: the evidence behind the shares (``ScoringModel.evidence_k``)
         }
         if timing:

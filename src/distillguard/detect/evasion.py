@@ -4,10 +4,10 @@
 
 Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
 benchmark-like frame, put a fixed preamble, a block of another language or a block of common words before them, add
-a system prompt, send each prompt twice, cap answers at 256 tokens, make each request the follow-up of a made-up
-exchange. Benign and evaluation accounts are left as they are, so the benign FPR column is the same for every row. A
-detector that falls apart under one of these is keyed on how prompts are dressed, not on what is harvested. Run it
-on DEV traffic when choosing features; report it on TEST traffic.
+a system prompt, send each prompt twice, cap answers at 256 tokens, send temperature 0, make each request the
+follow-up of a made-up exchange. Benign and evaluation accounts are left as they are, so the benign FPR column is
+the same for every row. A detector that falls apart under one of these is keyed on how prompts are dressed, not on
+what is harvested. Run it on DEV traffic when choosing features; report it on TEST traffic.
 """
 
 from __future__ import annotations
@@ -133,6 +133,11 @@ def cap_answers(req: dict[str, Any]) -> None:
     req["max_tokens"] = 256
 
 
+def temperature_zero(req: dict[str, Any]) -> None:
+    """``temperature: 0`` on every request (as a benchmark run sends it)."""
+    req["temperature"] = 0.0
+
+
 TWICE = "twice"  # each request sent a second time, identical, right after the first
 CONTINUED = "continued"  # each request continues the account's previous exchange, with a short anaphoric opener
 
@@ -151,7 +156,8 @@ def _continue(req: dict[str, Any], last: tuple[str, str] | None) -> None:
 
 REWRITES: dict[str, Rewrite | None] = {
     "as-is": None, "question": question_frame, "preamble": preamble, "foreign": foreign_block, "system": system_prompt,
-    "twice": None, "cap256": cap_answers, "stuffed": stuffed, "history": fake_history, CONTINUED: None,
+    "twice": None, "cap256": cap_answers, "temp0": temperature_zero, "stuffed": stuffed, "history": fake_history,
+    CONTINUED: None,
 }
 
 

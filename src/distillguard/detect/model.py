@@ -37,6 +37,13 @@ def rescale(p: float, threshold: float, reference: float) -> float:
     out = 1.0 / (1.0 + math.exp(-lg))
     # exact at the boundary, whatever the rounding: p ≥ threshold ⇔ result ≥ reference
     return max(out, reference) if p >= threshold else min(out, math.nextafter(reference, 0.0))
+_B, _D, _E = (CLASSES.index(c) for c in ("benign", "distillation", "evaluation"))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 MODEL_FILE = "model.json"
 DEFAULT_TARGET_FPR = 0.001
 Z_CAP = 3.0  # standardised values are clipped: no single (rare) trait can outvote the rest of the evidence
@@ -75,12 +82,14 @@ class ScoringModel:
         self._one_sided_idx = tuple(k for k, f in enumerate(self.features) if f in self.one_sided)
 
     def probabilities(self, v: dict[str, float]) -> dict[str, float]:
+        """P(distillation) from the distillation-vs-rest regression alone; the rest split by the evaluation-vs-benign
+        one. The two are fitted separately (``fit``) and are not a softmax: there, a high evaluation logit took mass
+        from distillation, so anything that makes a harvester look like a benchmark run (temperature 0, which the
+        distillation weights may not use at all) lowered its score (ADR 0007)."""
         z = self._z(v)
-        logits = [b + sum(c * x for c, x in zip(row, z)) for row, b in zip(self.coef, self.intercept)]
-        top = max(logits)
-        ex = [math.exp(x - top) for x in logits]
-        tot = sum(ex)
-        return {c: e / tot for c, e in zip(CLASSES, ex)}
+        b, d, e = (self.intercept[i] + sum(c * x for c, x in zip(self.coef[i], z)) for i in (_B, _D, _E))
+        p_d, p_e = _sigmoid(d - b), _sigmoid(e - b)  # (the benign logit is 0: both fits are against benign)
+        return {"benign": (1.0 - p_d) * (1.0 - p_e), "distillation": p_d, "evaluation": (1.0 - p_d) * p_e}
 
     def contributions(self, v: dict[str, float], cls: str = "distillation") -> list[tuple[str, float, float]]:
         """(feature, value, contribution to the class logit relative to benign), largest first."""
@@ -179,7 +188,8 @@ SIGN_PRIOR: dict[str, int] = {
 # (temperature 0, padding or trimming prompts) or is a property of the upstream's answers rather than of what the
 # client asks for (realised completion length). The simulator's tenants differ in them by construction, so a model
 # allowed to use them leaned on them hardest. The evaluation-vs-benign model may still use them: labelling a
-# temperature-0 benchmark run ``evaluation`` never hides a distiller (a flag always wins over that label).
+# temperature-0 benchmark run ``evaluation`` never hides a distiller (a flag always wins over that label, and
+# P(distillation) does not read the evaluation model at all: ``ScoringModel.probabilities``).
 # ``short_max_tokens`` joined them after a check on dev traffic: with every harvester capping answers at 256 tokens
 # (one request parameter), the model that let a short cap lower the score fell to AUC 0.48 / 0.60 (standard /
 # evasive); trained without it, 0.985 / 0.93 under the same cap (docs/adr/0007-detection.md).

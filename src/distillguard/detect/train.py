@@ -105,6 +105,21 @@ def load_stream(pairs: Iterable[tuple[str | Path, str | Path, str]]) -> tuple[St
     return stream, labels
 
 
+# Allowed harvesting: tenants of these kinds are benign, and collect answers as training data (for the provider's own
+# models, which the terms allow). The model is to learn what collecting looks like, so they train as distillation;
+# whether the terms allow it is the declaration's question (``declared``: they all declare fine-tuning, and declared
+# accounts do not set the thresholds). Trained as benign, they taught the model that a templated, single-shot,
+# whole-answer account without dataset-style wording is innocent (docs/adr/0007-detection.md).
+COLLECTING_KINDS = frozenset(("benign-finetune",))
+
+
+def training_label(label: dict[str, Any]) -> str:
+    """The class an account's vectors train as: its label, but distillation for a benign ``COLLECTING_KINDS`` one."""
+    if label.get("label") == "benign" and label.get("kind") in COLLECTING_KINDS:
+        return "distillation"
+    return str(label["label"])
+
+
 def _whole(label: dict[str, Any]) -> bool:
     """Whether an account's label applies to each of its requests (not so for a benign account that also harvests a
     little: which of its sub-streams harvests is not labelled, so its sub-streams are not training examples)."""
@@ -136,7 +151,7 @@ def training_vectors(stream: Stream, labels: Labels) -> tuple[list[dict[str, flo
         st.add(f)
         if st.n in cps or (st.n in small and _whole(lab)):
             xs.append(st.vector())
-            ys.append(lab["label"])
+            ys.append(training_label(lab))
             orgs.append(org)
         if not _whole(lab):
             continue
@@ -148,12 +163,12 @@ def training_vectors(stream: Stream, labels: Labels) -> tuple[list[dict[str, flo
             sub.add(f)
             if sub.n in sub_cps and (sid == "t" or sub.n <= SUB_MAX_SHARE * st.n):
                 xs.append(sub.vector())
-                ys.append(lab["label"])
+                ys.append(training_label(lab))
                 orgs.append(org)
     for org, st in states.items():
         if st.n not in cps:
             xs.append(st.vector())
-            ys.append(labels[org]["label"])
+            ys.append(training_label(labels[org]))
             orgs.append(org)
     return xs, ys, orgs
 
@@ -200,10 +215,12 @@ def train(stream: Stream, labels: Labels, note: str = "", exclude: Sequence[str]
     counts: dict[str, int] = defaultdict(int)
     for d in labels.values():
         counts[d["label"]] += 1
+    collecting = sum(1 for d in labels.values() if training_label(d) != d["label"])
     benign_cal = sum(1 for d in cal_labels.values() if _calibrates(d))
     model.meta = {"trained_on": note, "accounts": dict(counts), "vectors": len(xs), "records": len(stream),
                   "calibration": "held-out traffic" if calibration else "the training traffic",
                   "calibration_benign_accounts": benign_cal,
+                  "benign_trained_as_distillation": collecting,
                   "excluded_features": list(exclude), "built": time.strftime("%Y-%m-%d")}
     return model
 
