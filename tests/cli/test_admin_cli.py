@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -120,5 +121,10 @@ def test_demo_runs_end_to_end(dg_home):
     traffic = os.path.join(dg_home, "demo", "traffic.jsonl")
     labels = os.path.join(dg_home, "demo", "labels.jsonl")
     assert sum(1 for _ in open(traffic)) > 500 and sum(1 for _ in open(labels)) == 17
+    # flagged orgs that declared fine-tuning are held for an uploads check, not suspended
+    purposes = {d["org"]: d["purposes"] for d in map(json.loads, open(labels))}
+    held = re.search(r"held \d+ flagged accounts that declared fine-tuning for an uploads check: (.*)", out)
+    for org in held.group(1).split(", ") if held else []:
+        assert "fine-tuning" in purposes[org.strip()], org
     report = open(os.path.join(dg_home, "demo", "report.html")).read()
     assert "<svg" in report and "DEV half" in report and "TEST half" in report  # curves, and the split is stated

@@ -2,7 +2,8 @@
 
 Starts the gateway on a free local port, walks one account through Limited Access, drives the
 ``demo`` scenario's simulated tenants (benign, harvesters, a sybil ring, evaluators) over real HTTP,
-runs detection on the traffic the gateway recorded, suspends what it flags, and shows the refusal.
+runs detection on the traffic the gateway recorded, suspends what it flags (holding flagged orgs that declared
+fine-tuning for an uploads check instead), and shows the refusal.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def demo(
     scenario: str = typer.Option("demo", help="Simulator scenario to drive over HTTP."),
 ) -> None:
     """Run the gateway on the embedded default, drive simulated tenants over HTTP, detect and enforce."""
+    from ..detect.declared import annotate as mark_declared
+    from ..detect.declared import declares_fine_tuning
     from ..detect.engine import Detector
     from ..detect.evaluate import evaluate
     from ..detect.model import provenance_note
@@ -69,20 +72,29 @@ def demo(
         rep = detector.run(orjson.loads(line) for line in traffic.open("rb"))
         labels = {d["org"]: d for d in (orjson.loads(line) for line in labels_path.open("rb"))}
         metrics = evaluate(rep, labels)
+        declared = {o["id"]: o["purposes"] for o in _ok(http.get("/admin/orgs", headers=admin))["orgs"]}
+        mark_declared(rep, declared)  # each org's purposes as the gateway stored them
         print_report(rep, metrics)
         write_report(report_path, rep.to_json(metrics)["accounts"], list(labels.values()),
                      notes=provenance_note(detector.model) + " This run: the demo scenario, test half, live over HTTP.")
 
         console.rule("enforcement")
-        flagged = [a for a in rep.accounts if a.flagged]
-        for a in flagged:
+        suspended, held = [], []
+        for a in (a for a in rep.accounts if a.flagged):
+            if declares_fine_tuning(a.purposes):  # allowed for the provider's own models: check the uploads first
+                held.append(a.org)
+                continue
             http.post(f"/admin/orgs/{a.org}/suspend", headers=admin, json={"reason": (a.reasons or ["flagged"])[0]})
-        console.print(f"suspended {len(flagged)} flagged accounts pending investigation")
-        if flagged:
-            key = _ok(http.post("/admin/keys", headers=admin, json={"org": flagged[0].org, "name": "probe"}))
+            suspended.append(a.org)
+        console.print(f"suspended {len(suspended)} flagged accounts pending investigation")
+        if held:
+            console.print(f"held {len(held)} flagged accounts that declared fine-tuning for an uploads check: "
+                          f"{', '.join(held)}")
+        if suspended:
+            key = _ok(http.post("/admin/keys", headers=admin, json={"org": suspended[0], "name": "probe"}))
             r = http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key['key']}"},
                           json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]})
-            console.print(f"a request from {flagged[0].org} now → HTTP {r.status_code} {r.json()['error']['code']}: "
+            console.print(f"a request from {suspended[0]} now → HTTP {r.status_code} {r.json()['error']['code']}: "
                           f"{r.json()['error']['message'][:100]}…")
     console.rule("where to look next")
     console.print(f"traffic: {traffic}\nlabels:  {labels_path}\nreport:  {report_path}  (ROC curves, score histograms)")
