@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from distillguard.cli.detect import detect
 from distillguard.detect import train
 from distillguard.detect.bench import default_index
-from distillguard.detect.declared import REVIEW, declares_fine_tuning, mark_signal, read_declarations
+from distillguard.detect.declared import (
+    REVIEW, annotate, declares_fine_tuning, mark_signal, read_declarations,
+)
+from distillguard.detect.engine import AccountResult, Report
 from distillguard.detect.features import extract
 from distillguard.detect.model import ScoringModel
 
@@ -107,3 +110,19 @@ def test_fine_tuning_customers_train_as_collecting_answers(population):
     by = {o: {y for y, o2 in zip(ys, orgs) if o2 == o} for o in labels}
     assert by == {"harvest0": {"distillation"}, "chat0": {"benign"}}
     assert labels["harvest0"]["label"] == "benign"
+
+
+def test_a_declaration_does_not_cover_a_ring_with_undeclared_members():
+    def acc(org, ring=None, flagged=True):
+        return AccountResult(org=org, score=0.99 if flagged else 0.1, label="distillation" if flagged else "benign",
+                             flagged=flagged, ring=ring, requests=100, reasons=["why"])
+    rep = Report([acc("solo"), acc("r1a", "ring-1"), acc("r1b", "ring-1"), acc("r2a", "ring-2"), acc("r2b", "ring-2"),
+                  acc("calm", flagged=False), acc("unknown")], [], 0.95, 0.001, 700)
+    ft, chat = ["fine-tuning"], ["chat"]
+    check = annotate(rep, {"solo": ft, "r1a": ft, "r1b": chat, "r2a": ft, "r2b": ft, "calm": ft})
+    assert check == {"solo", "r2a", "r2b"}
+    by = {a.org: a for a in rep.accounts}
+    assert by["solo"].reasons == [REVIEW, "why"] and by["r2a"].reasons[0] == REVIEW
+    assert by["r1a"].reasons[0].startswith("declared purpose 'fine-tuning', but ring-1 also has 1 flagged member")
+    assert by["r1b"].reasons == ["why"] and by["calm"].reasons == ["why"] and by["calm"].purposes == ft
+    assert by["unknown"].purposes is None and by["unknown"].reasons == ["why"]

@@ -31,7 +31,6 @@ def demo(
 ) -> None:
     """Run the gateway on the embedded default, drive simulated tenants over HTTP, detect and enforce."""
     from ..detect.declared import annotate as mark_declared
-    from ..detect.declared import declares_fine_tuning
     from ..detect.engine import Detector
     from ..detect.evaluate import evaluate
     from ..detect.model import provenance_note
@@ -73,7 +72,7 @@ def demo(
         labels = {d["org"]: d for d in (orjson.loads(line) for line in labels_path.open("rb"))}
         metrics = evaluate(rep, labels)
         declared = {o["id"]: o["purposes"] for o in _ok(http.get("/admin/orgs", headers=admin))["orgs"]}
-        mark_declared(rep, declared)  # each org's purposes as the gateway stored them
+        to_check = mark_declared(rep, declared)  # each org's purposes as the gateway stored them
         print_report(rep, metrics)
         write_report(report_path, rep.to_json(metrics)["accounts"], list(labels.values()),
                      notes=provenance_note(detector.model) + " This run: the demo scenario, test half, live over HTTP.")
@@ -81,7 +80,7 @@ def demo(
         console.rule("enforcement")
         suspended, held = [], []
         for a in (a for a in rep.accounts if a.flagged):
-            if declares_fine_tuning(a.purposes):  # allowed for the provider's own models: check the uploads first
+            if a.org in to_check:  # declared fine-tuning (allowed for the provider's own models): uploads first
                 held.append(a.org)
                 continue
             http.post(f"/admin/orgs/{a.org}/suspend", headers=admin, json={"reason": (a.reasons or ["flagged"])[0]})

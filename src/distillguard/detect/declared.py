@@ -8,7 +8,8 @@ the provider asks such customers to declare ``fine-tuning`` and sees the data co
 So the detector scores a declared account like any other (a declaration is free to make, and a distiller may claim
 it as cover), but the thresholds are calibrated on the benign accounts that declared no fine-tuning, and a flag on a
 declared account says so: the reviewer's question is then whether the flagged outputs went into fine-tuning jobs on
-the provider's platform. The evaluation reports declared benign accounts flagged as their own column, never mixed
+the provider's platform. A declaration covers one org's own use, not a ring: a flagged ring member that declared
+fine-tuning, in a ring with flagged members that did not, is not sent to the uploads check. The evaluation reports declared benign accounts flagged as their own column, never mixed
 into the false-positive rate.
 """
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 FINE_TUNING = "fine-tuning"
 _FINE_TUNING = re.compile(r"^fine[\s_-]*tun(e|es|ed|ing)$", re.IGNORECASE)
+RING_UNCOVERED = ("declared purpose 'fine-tuning', but {ring} also has {n} flagged member(s) that did not declare it: "
+                  "the declaration does not cover the ring")
 REVIEW = ("declared purpose 'fine-tuning' (allowed only for the provider's own models): check whether the flagged "
           "outputs went into fine-tuning uploads on this platform before acting")
 
@@ -62,20 +65,33 @@ def read_declarations(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def annotate(report: Report, declarations: Mapping[str, list[str]]) -> int:
+def annotate(report: Report, declarations: Mapping[str, list[str]]) -> set[str]:
     """Give each account of ``report`` its declared purposes (accounts of orgs not in ``declarations``: none known)
-    and put the review question first among the reasons of flagged accounts that declared fine-tuning. The score and
-    the flag do not change. Returns the number of flagged accounts that declared fine-tuning."""
-    n = 0
+    and put the review question first among the reasons of flagged accounts that declared fine-tuning. A declaration
+    covers one org's own use: a flagged ring member whose ring also has flagged members that did not declare
+    fine-tuning gets ``RING_UNCOVERED`` instead (one operator behind the scaffold, and the claim does not explain the
+    others). The score and the flag do not change. Returns the orgs to check against their uploads before acting."""
+    def declared(org: str) -> bool:
+        return declares_fine_tuning(declarations.get(org))
+
+    uncovered: dict[str, int] = {}  # ring -> its flagged members that did not declare fine-tuning
+    for a in report.accounts:
+        if a.flagged and a.ring and not declared(a.org):
+            uncovered[a.ring] = uncovered.get(a.ring, 0) + 1
+    check: set[str] = set()
     for a in report.accounts:
         purposes = declarations.get(a.org)
         if purposes is None:
             continue
         a.purposes = list(purposes)
-        if a.flagged and declares_fine_tuning(purposes):
+        if not (a.flagged and declares_fine_tuning(purposes)):
+            continue
+        if a.ring and uncovered.get(a.ring):
+            a.reasons.insert(0, RING_UNCOVERED.format(ring=a.ring, n=uncovered[a.ring]))
+        else:
             a.reasons.insert(0, REVIEW)
-            n += 1
-    return n
+            check.add(a.org)
+    return check
 
 
 def mark_signal(signal: dict[str, Any], purposes: list[str]) -> dict[str, Any]:
