@@ -9,8 +9,8 @@ So the detector scores a declared account like any other (a declaration is free 
 it as cover), but the thresholds are calibrated on the benign accounts that declared no fine-tuning, and a flag on a
 declared account says so: the reviewer's question is then whether the flagged outputs went into fine-tuning jobs on
 the provider's platform. A declaration covers one org's own use, not a ring: a flagged ring member that declared
-fine-tuning, in a ring with flagged members that did not, is not sent to the uploads check. The evaluation reports declared benign accounts flagged as their own column, never mixed
-into the false-positive rate.
+fine-tuning, in a ring with flagged members that did not, is not sent to the uploads check. The evaluation reports
+declared benign accounts flagged as their own column, never mixed into the false-positive rate.
 """
 
 from __future__ import annotations

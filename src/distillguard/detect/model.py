@@ -37,6 +37,8 @@ def rescale(p: float, threshold: float, reference: float) -> float:
     out = 1.0 / (1.0 + math.exp(-lg))
     # exact at the boundary, whatever the rounding: p ≥ threshold ⇔ result ≥ reference
     return max(out, reference) if p >= threshold else min(out, math.nextafter(reference, 0.0))
+
+
 _B, _D, _E = (CLASSES.index(c) for c in ("benign", "distillation", "evaluation"))
 
 
