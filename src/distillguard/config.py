@@ -79,6 +79,7 @@ class Settings(BaseSettings):
 
     detection: bool = True  # online distillation detection on live traffic (signals in the admin API)
     detection_target_fpr: float = 0.001  # account-level false-positive rate the flag threshold is calibrated for
+    detection_ring_interval_s: float = 60.0  # online ring scan every this many seconds (0: no online rings)
     watermark: bool = True  # per-account output watermark on every answer (see also ModelRoute.watermark)
     watermark_exempt_orgs: list[str] = Field(default_factory=list)  # org ids whose answers stay unmarked
     max_body_bytes: int = 2_000_000

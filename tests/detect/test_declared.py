@@ -14,7 +14,7 @@ from distillguard.cli.detect import detect
 from distillguard.detect import train
 from distillguard.detect.bench import default_index
 from distillguard.detect.declared import (
-    REVIEW, annotate, declares_fine_tuning, mark_signal, read_declarations,
+    REVIEW, RING_UNCOVERED, annotate, declares_fine_tuning, mark_signal, read_declarations,
 )
 from distillguard.detect.engine import AccountResult, Report
 from distillguard.detect.features import extract
@@ -97,6 +97,13 @@ def test_an_online_signal_gets_the_purposes_and_a_flag_the_review_question():
     calm = dict(sig, flagged=False)
     assert mark_signal(calm, ["fine-tuning"])["reasons"] == calm["reasons"]
     assert sig["reasons"] == ["share of fresh prompts ..."]  # the detector's own signal is not changed
+
+
+def test_an_online_ring_signal_is_not_covered_by_one_members_declaration():
+    sig = {"org": "o", "flagged": True, "ring": "ring-2", "reasons": ["ring-2: 5 accounts scored together"]}
+    assert mark_signal(sig, ["fine-tuning"], uncovered=3)["reasons"][0] == RING_UNCOVERED.format(ring="ring-2", n=3)
+    assert mark_signal(sig, ["fine-tuning"], uncovered=0)["reasons"][0] == REVIEW  # every other member declared it
+    assert mark_signal(dict(sig, ring=None), ["fine-tuning"], uncovered=3)["reasons"][0] == REVIEW
 
 
 def test_fine_tuning_customers_train_as_collecting_answers(population):

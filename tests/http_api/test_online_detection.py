@@ -7,6 +7,7 @@ import time
 import orjson
 
 from distillguard.detect.declared import REVIEW, declares_fine_tuning
+from distillguard.detect.engine import Detector
 from distillguard.sim import scenarios
 from distillguard.sim.corpus import SimCorpus
 from distillguard.sim.live import run_live
@@ -45,3 +46,33 @@ def test_live_traffic_yields_signals_for_every_account(make_gateway):
             # the org's declared purposes come with its signal; fine-tuning asks for an uploads check first
             assert a["purposes"] == labs[a["org"]]["purposes"]
             assert (a["reasons"][0] == REVIEW) == declares_fine_tuning(a["purposes"])
+    # cross-account rings on live traffic: the demo's ring of six small harvesting accounts
+    assert gw.admin("GET", "/admin/rings")["scanned_at"] is None  # the periodic scan has not run yet (60 s)
+    scan = gw.admin("POST", "/admin/rings/scan")
+    assert scan["ready"] and scan["scanned_at"] is not None
+    assert gw.admin("GET", "/admin/rings") == scan
+    assert scan["rings"], "the demo's ring is not found online"
+    in_rings = set().union(*(r["flagged_members"] for r in scan["rings"]))
+    assert in_rings <= harvesters and in_rings & {o for o, d in labs.items() if d.get("ring")}
+    # the accounts' windows hold all their traffic here: the batch detector's rings flag the same accounts
+    batch = Detector().run(records)
+    assert in_rings == {a.org for a in batch.accounts if a.ring is not None}
+    for org in in_rings:
+        sig = gw.admin("GET", f"/admin/orgs/{org}/signals")
+        assert sig["flagged"] and sig["ring"] in {r["ring"] for r in scan["rings"]}
+
+
+def test_the_gateway_scans_for_rings_on_its_own(make_gateway):
+    gw = make_gateway(detection_ring_interval_s=0.2)
+    assert _ready(gw)
+    deadline = time.time() + 30
+    while gw.admin("GET", "/admin/rings")["scanned_at"] is None and time.time() < deadline:
+        time.sleep(0.1)
+    first = gw.admin("GET", "/admin/rings")["scanned_at"]
+    assert first is not None, "no periodic ring scan ran"
+    time.sleep(0.6)
+    assert gw.admin("GET", "/admin/rings")["scanned_at"] > first  # and it keeps running
+    off = make_gateway(detection_ring_interval_s=0)
+    assert _ready(off)
+    time.sleep(0.5)
+    assert off.admin("GET", "/admin/rings") == {"rings": [], "scanned_at": None, "ready": True}

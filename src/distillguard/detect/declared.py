@@ -94,10 +94,12 @@ def annotate(report: Report, declarations: Mapping[str, list[str]]) -> set[str]:
     return check
 
 
-def mark_signal(signal: dict[str, Any], purposes: list[str]) -> dict[str, Any]:
+def mark_signal(signal: dict[str, Any], purposes: list[str], uncovered: int = 0) -> dict[str, Any]:
     """The online detector's signal of an org (``online.signals``) with the org's declared purposes, and the review
-    question first among its reasons when it is flagged and declared fine-tuning (as ``annotate``)."""
+    question first among its reasons when it is flagged and declared fine-tuning (as ``annotate``); ``uncovered``:
+    the flagged members of the signal's ring that did not declare fine-tuning (then ``RING_UNCOVERED`` instead)."""
     out = dict(signal, purposes=list(purposes))
     if out.get("flagged") and declares_fine_tuning(purposes):
-        out["reasons"] = [REVIEW, *out.get("reasons", [])]
+        first = RING_UNCOVERED.format(ring=out.get("ring"), n=uncovered) if uncovered and out.get("ring") else REVIEW
+        out["reasons"] = [first, *out.get("reasons", [])]
     return out

@@ -23,7 +23,7 @@ over the benign dev accounts), which keeps the account-level FPR.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +138,17 @@ def unshare(owner: Any, keep: tuple[str, str]) -> None:
             sub.state = owner.state.copy()
             sub.next_cp = bisect.bisect_right(SUB_CHECKPOINTS, sub.state.n)
     owner.sharing = still
+
+
+def ring_vector(ring: Ring, states: Mapping[str, AccountState]) -> dict[str, float]:
+    """The ring's pseudo-account features (``states``: at least its members'). ``dup_prompt`` is the members' own
+    (request-weighted) duplicate share: the model learnt it within accounts, and prompts repeated *across* members
+    are not an account's repeats."""
+    members = [states[m] for m in ring.members]
+    v = merged(members, ring).vector()
+    tot = sum(s.n for s in members) or 1
+    v["dup_prompt"] = sum(s.n - min(s.n, len(s.prompts)) for s in members) / tot
+    return v
 
 
 def templated(acc: AccountState, f: RequestFeatures, repeat: bool) -> bool:
@@ -346,17 +357,8 @@ class Detector:
             reasons=reasons, flagged_after=first if flagged else None, probabilities=probs, features=final,
         )
 
-    def ring_vector(self, ring: Ring, orgs: dict[str, Tracked]) -> dict[str, float]:
-        """The ring's pseudo-account features. ``dup_prompt`` is the members' own (request-weighted) duplicate share:
-        the model learnt it within accounts, and prompts repeated *across* members are not an account's repeats."""
-        states = [orgs[m].state for m in ring.members]
-        v = merged(states, ring).vector()
-        tot = sum(s.n for s in states) or 1
-        v["dup_prompt"] = sum(s.n - min(s.n, len(s.prompts)) for s in states) / tot
-        return v
-
     def ring_score(self, ring: Ring, orgs: dict[str, Tracked]) -> tuple[float, dict[str, float]]:
-        v = self.ring_vector(ring, orgs)
+        v = ring_vector(ring, {m: orgs[m].state for m in ring.members})
         return self.model.probabilities(v)["distillation"], v
 
     def _apply_ring(self, ring: Ring, orgs: dict[str, Tracked], results: dict[str, AccountResult]) -> None:

@@ -4,7 +4,13 @@
 checkpoints) and never raises. Each account has a current window and the previous one; a window closes after
 ``window`` requests, so the signals describe recent behaviour, and a flag stays visible for one more window.
 Within a window the client, route and templated sub-streams are scored as in the batch engine (at most
-``MAX_ONLINE_SUBS`` per window); per-key streams and cross-account rings are a batch matter (``Detector``).
+``MAX_ONLINE_SUBS`` per window); per-key streams are a batch matter (``Detector``).
+
+Rings: ``scan_rings`` (run periodically by the app, off the event loop) clusters the accounts' recent traffic (their
+two windows) as the batch engine does (``rings.find_rings``) and scores each candidate ring as one pseudo-account
+against the calibrated ring threshold. Until the next scan, the members of a ring at or above it that are at least
+``RING_MEMBER_FLOOR`` harvest-like on their own are flagged with the ring's reasons, as in batch detection. A scan
+sees the traffic of this replica only.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from typing import Any
 from .account import AccountState
 from .bench import BenchmarkIndex, default_index
 from .continuity import ServedAnswers
-from .engine import CHECKPOINTS, EVAL_PROBABILITY, SUB_CHECKPOINTS, SUB_MAX_SHARE, templated, unshare
+from .engine import (CHECKPOINTS, EVAL_PROBABILITY, RING_MEMBER_FLOOR, SUB_CHECKPOINTS, SUB_MAX_SHARE, ring_vector,
+                     templated, unshare)
 from .features import RequestFeatures, extract
 from .model import DEFAULT_TARGET_FPR, FAMILIES, ScoringModel, family, rescale
-from .reasons import example_reasons, feature_reasons
+from .reasons import example_reasons, feature_reasons, ring_reasons
+from .rings import MIN_REQUESTS as RING_MIN_N
+from .rings import Ring, find_rings
 
 log = logging.getLogger(__name__)
 MAX_ONLINE_SUBS = 8  # sub-streams per account window (each is an AccountState: memory is bounded per account)
@@ -55,6 +64,20 @@ class _Account:
     served: ServedAnswers = field(default_factory=ServedAnswers)  # answers served to the account (``continuity``)
 
 
+@dataclass
+class RingSignal:
+    """A candidate ring at or above the ring threshold at the last ``scan_rings``."""
+
+    ring: Ring
+    score: float
+    reasons: list[str]
+    flagged: list[str]  # the members it flags: those at least RING_MEMBER_FLOOR harvest-like alone, or flagged alone
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ring": self.ring.id, "score": round(self.score, 6), "basis": self.ring.basis,
+                "members": list(self.ring.members), "flagged_members": list(self.flagged), "reasons": self.reasons}
+
+
 class OnlineDetector:
     """Per-account sliding-window scoring of live traffic (a ``Gateway`` observer)."""
 
@@ -74,8 +97,12 @@ class OnlineDetector:
         self.window = window
         self.bench = bench if bench is not None else default_index()
         self.max_accounts = max_accounts
+        self.ring_threshold = self.model.ring_threshold(target_fpr)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
+        self._rings: dict[str, RingSignal] = {}  # member org -> its highest-scoring ring of the last scan
+        self._ring_list: list[RingSignal] = []
+        self.last_ring_scan: float | None = None  # when the last scan finished (time.time())
         self.errors = 0
 
     def __call__(self, record: Any) -> None:
@@ -166,10 +193,12 @@ class OnlineDetector:
                 self._score(cur)
             windows = [w for w in (cur, prev) if w is not None and w.vector is not None]
             if not windows:
-                return {"org": org_id, "score": 0.0, "label": "benign", "flagged": False, "requests": acc.total,
+                return {"org": org_id, "score": 0.0, "label": "benign", "flagged": False, "ring": None,
+                        "requests": acc.total,
                         "window_requests": cur.state.n, "reasons": [], "threshold": self.threshold}
             best = max(windows, key=lambda w: w.score)
-            flagged = best.score >= self.threshold
+            score, flagged_after = best.score, best.flagged_after
+            flagged = score >= self.threshold
             probs = best.probabilities
             assert best.vector is not None
             if flagged:
@@ -185,9 +214,18 @@ class OnlineDetector:
                 reasons = feature_reasons(self.model, best.vector, "evaluation")
             else:
                 label, reasons = "benign", []
+            ring = self._rings.get(org_id)
+            if ring is not None and org_id in ring.flagged:
+                if flagged:
+                    reasons = ring.reasons[:2] + reasons
+                else:
+                    flagged, label, flagged_after = True, "distillation", acc.total
+                    reasons = ring.reasons + example_reasons(best.state, limit=1)
+                score = max(score, ring.score)
             return {
-                "org": org_id, "score": round(best.score, 6), "label": label, "flagged": flagged,
-                "requests": acc.total, "window_requests": best.state.n, "flagged_after": best.flagged_after,
+                "org": org_id, "score": round(score, 6), "label": label, "flagged": flagged,
+                "ring": ring.ring.id if ring is not None and org_id in ring.flagged else None,
+                "requests": acc.total, "window_requests": best.state.n, "flagged_after": flagged_after,
                 "probabilities": {k: round(v, 6) for k, v in probs.items()}, "reasons": reasons,
                 "threshold": self.threshold, "updated": acc.updated,
             }
@@ -198,3 +236,64 @@ class OnlineDetector:
             orgs = list(self._accounts)
         out = [s for o in orgs if (s := self.signals(o)) is not None and s["flagged"]]
         return sorted(out, key=lambda s: -s["score"])
+
+    # -- rings ------------------------------------------------------------------------------------------------------
+    def _recent(self, acc: _Account) -> AccountState:
+        """A copy of the account's traffic in its two windows (the current one and, if any, the previous one)."""
+        st = acc.current.state.copy()
+        if acc.previous is not None:
+            st.merge(acc.previous.state)
+        return st
+
+    def scan_rings(self) -> list[RingSignal]:
+        """Cluster the accounts' recent traffic into candidate rings, score each as one pseudo-account, and keep those
+        at or above the ring threshold for ``signals`` until the next scan; returns them, highest score first.
+
+        Runs in the caller's thread (the app runs it in a worker thread): each account is copied under the lock one
+        at a time, so ``observe`` never waits for more than one copy; clustering and scoring use the copies."""
+        with self._lock:
+            orgs = list(self._accounts)
+        states: dict[str, AccountState] = {}
+        own: dict[str, float] = {}  # each account's own score (its signal's, before rings)
+        for org in orgs:
+            with self._lock:
+                acc = self._accounts.get(org)
+                if acc is None or acc.current.state.n + (acc.previous.state.n if acc.previous else 0) < RING_MIN_N:
+                    continue
+                states[org], own[org] = self._recent(acc), self._own_score(acc)
+        found: list[RingSignal] = []
+        for ring in find_rings(list(states.values())):
+            v = ring_vector(ring, states)
+            p = self.model.probabilities(v)["distillation"]
+            if p < self.ring_threshold:
+                continue
+            members = [m for m in ring.members if own[m] >= RING_MEMBER_FLOOR]
+            if members:
+                why = ring_reasons(ring, p) + feature_reasons(self.model, v, "distillation", top=3)
+                found.append(RingSignal(ring, p, why, members))
+        found.sort(key=lambda r: -r.score)
+        by_member: dict[str, RingSignal] = {}
+        for r in found:
+            for m in r.flagged:
+                by_member.setdefault(m, r)
+        with self._lock:
+            self._rings, self._ring_list = by_member, found
+            self.last_ring_scan = time.time()
+        return found
+
+    def _own_score(self, acc: _Account) -> float:
+        """(under the lock) The account's own score: its windows' and sub-streams', without rings (``signals``)."""
+        cur, prev = acc.current, acc.previous
+        if cur.vector is None and cur.state.n >= 5:
+            self._score(cur)
+        return max((w.score for w in (cur, prev) if w is not None and w.vector is not None), default=0.0)
+
+    def ring_members(self, ring_id: str) -> list[str]:
+        """The members a ring of the last scan flags ([] for a ring not flagged at the last scan)."""
+        with self._lock:
+            return next((list(r.flagged) for r in self._ring_list if r.ring.id == ring_id), [])
+
+    def rings(self) -> list[dict[str, Any]]:
+        """The rings at or above the ring threshold at the last scan, highest score first."""
+        with self._lock:
+            return [r.to_json() for r in self._ring_list]

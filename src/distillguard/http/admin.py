@@ -5,6 +5,7 @@ Answers are the same JSON documents as the CLI's ``--json`` output (contracts §
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..access import AccessService
-from ..detect.declared import mark_signal
+from ..detect.declared import declares_fine_tuning, mark_signal
 from ..errors import AuthenticationFailed, NotFound
 from .body import json_body, validate
 from .responses import ORJSONResponse
@@ -63,30 +64,63 @@ async def show_org(org: str, request: Request) -> Response:
 
 @router.get("/signals", summary="Accounts the online detector currently flags or labels, highest score first")
 async def signals(request: Request) -> Response:
-    det = request.app.state.detector
-    if det is None or det.target is None:
+    det = _detector(request)
+    if det is None:
         return ORJSONResponse({"accounts": [], "ready": False})
     acc = _access(request)
-    return ORJSONResponse({"accounts": [_declared(acc, s) for s in det.target.flagged()], "ready": True})
+    return ORJSONResponse({"accounts": [_declared(acc, s, det) for s in det.flagged()], "ready": True})
 
 
 @router.get("/orgs/{org}/signals", summary="Online detection signals of one org: score, label, reasons")
 async def org_signals(org: str, request: Request) -> Response:
     acc = _access(request)
     oid = acc.resolve_org(org).id
-    det = request.app.state.detector
-    sig = det.target.signals(oid) if det is not None and det.target is not None else None
+    det = _detector(request)
+    sig = det.signals(oid) if det is not None else None
     return ORJSONResponse(_declared(acc, sig or {"org": oid, "score": 0.0, "label": "benign", "flagged": False,
-                                                 "requests": 0, "reasons": []}))
+                                                 "ring": None, "requests": 0, "reasons": []}, det))
 
 
-def _declared(acc: AccessService, signal: dict[str, Any]) -> dict[str, Any]:
-    """A signal with its org's declared purposes (``detect.declared``); unchanged for an org no longer stored."""
-    try:
-        purposes = acc.get_org(signal["org"]).purposes
-    except NotFound:
+@router.get("/rings", summary="Rings of accounts the last online ring scan flags, highest score first")
+async def rings(request: Request) -> Response:
+    det = _detector(request)
+    if det is None:
+        return ORJSONResponse({"rings": [], "scanned_at": None, "ready": False})
+    return ORJSONResponse({"rings": det.rings(), "scanned_at": det.last_ring_scan, "ready": True})
+
+
+@router.post("/rings/scan", summary="Run the online ring scan now (it also runs every DG_DETECTION_RING_INTERVAL_S)")
+async def scan_rings(request: Request) -> Response:
+    det = _detector(request)
+    if det is None:
+        return ORJSONResponse({"rings": [], "scanned_at": None, "ready": False})
+    await asyncio.to_thread(det.scan_rings)
+    return ORJSONResponse({"rings": det.rings(), "scanned_at": det.last_ring_scan, "ready": True})
+
+
+def _detector(request: Request) -> Any:
+    """The online detector, or None while it loads or when detection is off."""
+    det = request.app.state.detector
+    return det.target if det is not None else None
+
+
+def _declared(acc: AccessService, signal: dict[str, Any], det: Any = None) -> dict[str, Any]:
+    """A signal with its org's declared purposes (``detect.declared``); unchanged for an org no longer stored. A
+    declared member of a ring is told how many of the ring's flagged members did not declare fine-tuning."""
+    def purposes_of(org: str) -> list[str] | None:
+        try:
+            return acc.get_org(org).purposes
+        except NotFound:
+            return None
+
+    purposes = purposes_of(signal["org"])
+    if purposes is None:
         return signal
-    return mark_signal(signal, purposes)
+    uncovered = 0
+    if det is not None and signal.get("ring") and signal.get("flagged") and declares_fine_tuning(purposes):
+        members = det.ring_members(signal["ring"])
+        uncovered = sum(1 for m in members if m != signal["org"] and not declares_fine_tuning(purposes_of(m)))
+    return mark_signal(signal, purposes, uncovered)
 
 
 # Account state changes: path action → (AccessService method, body model carrying its text, summary).

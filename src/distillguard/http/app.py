@@ -34,6 +34,19 @@ from .schemas import ADMIN_MODELS, PUBLIC_MODELS
 log = logging.getLogger("distillguard.http")
 
 
+async def _scan_rings(online: Deferred, every: float) -> None:
+    """Cross-account rings on live traffic: ``OnlineDetector.scan_rings`` every ``every`` seconds, in a worker thread
+    (it clusters copies of the accounts' windows, off the event loop)."""
+    while True:
+        await asyncio.sleep(every)
+        if online.target is None:
+            continue
+        try:
+            await asyncio.to_thread(online.target.scan_rings)
+        except Exception:  # noqa: BLE001 - a failed scan leaves the last rings in place, never stops the gateway
+            log.exception("online ring scan failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -70,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             online = Deferred(build)
             await online.start()
             observers.append(online)
+        ring_scans = None
+        if online is not None and settings.detection_ring_interval_s > 0:
+            ring_scans = asyncio.get_running_loop().create_task(_scan_rings(online, settings.detection_ring_interval_s))
         marker = None
         if settings.watermark:
             from ..watermark import Watermarker
@@ -92,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if ring_scans is not None:
+                ring_scans.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ring_scans
             await gateway.drain()
             if events is not None:
                 await events.aclose()
