@@ -79,3 +79,28 @@ def test_history_rewrites_make_follow_ups_made_up_or_of_the_accounts_previous_ex
     assert first.turns == 1 and second.turns == 2  # the first request has no previous exchange to continue
     assert second.prev_key == answer_key(harvest[0]["response"]["text"])  # the answer it was really served
     assert all(cont[r["id"]].turns == 1 for r in recs if r["org"] == "c" and len(r["request"]["messages"]) == 2)
+
+
+def test_a_rewrite_is_charged_the_input_it_adds_and_no_more_answer_than_its_cap():
+    """The gateway counts what a rewritten request sends: a padded system prompt or a made-up history adds input
+    tokens (so an answer is short next to its input, as it would be), and a cap cuts the answer's tokens."""
+    from distillguard.tokens import count_text
+
+    recs, labels = _population()
+    for r in recs[::2]:
+        r["usage"]["completion_tokens"] = 900  # long answers, for the cap
+    streams = rewritten_streams(recs, labels, ("as-is", "padded", "history", "cap256", "temp0"))
+    by = {v: {f.id: f for _, f in s} for v, s in streams.items()}
+    harvest = [i for i in by["as-is"] if i.startswith("req_h_")]
+    chat = [i for i in by["as-is"] if i.startswith("req_c_")]
+    pad = count_text(evasion.PADDING, "gpt-4o-mini")
+    for i in harvest:
+        plain = by["as-is"][i]
+        assert pad <= by["padded"][i].prompt_tokens - plain.prompt_tokens <= pad + 8
+        assert by["history"][i].prompt_tokens > plain.prompt_tokens
+        assert by["cap256"][i].completion_tokens == min(plain.completion_tokens, evasion.CAP)
+        assert (by["temp0"][i].prompt_tokens, by["temp0"][i].completion_tokens) == \
+            (plain.prompt_tokens, plain.completion_tokens)
+    assert any(by["as-is"][i].completion_tokens > evasion.CAP for i in harvest)  # the cap does cut something
+    for i in chat:  # benign accounts are left as they are
+        assert by["padded"][i].prompt_tokens == by["as-is"][i].prompt_tokens

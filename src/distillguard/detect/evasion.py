@@ -4,9 +4,10 @@
 
 Each rewrite is something a harvester can do for free without changing what it collects: wrap prompts in a
 benchmark-like frame, put a fixed preamble, a block of another language or a block of common words before them, add
-a system prompt, send each prompt twice, cap answers at 256 tokens, send temperature 0, make each request the
-follow-up of a made-up exchange. Benign and evaluation accounts are left as they are, so the benign FPR column is
-the same for every row. A detector that falls apart under one of these is keyed on how prompts are dressed, not on
+a system prompt (a short one, or a long one padding every request), send each prompt twice, cap answers at 256
+tokens, send temperature 0, make each request the follow-up of a made-up exchange. A rewritten request is charged
+what the gateway would count: its extra input tokens (tiktoken, as ``usage``) and, under a cap, at most the capped
+answer. Benign and evaluation accounts are left as they are, so the benign FPR column is the same for every row. A detector that falls apart under one of these is keyed on how prompts are dressed, not on
 what is harvested. Run it on DEV traffic when choosing features; report it on TEST traffic.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..choices import comma_list
 from ..sim import metrics as M
+from ..tokens import count_messages
 from .bench import BenchmarkIndex, default_index
 from .engine import Detector
 from .experiment import table_row
@@ -74,6 +76,17 @@ def system_prompt(req: dict[str, Any]) -> None:
     """A plain system prompt on every request (no persona: "You are ..." would trip the persona marker)."""
     msgs = [m for m in req.get("messages") or [] if not (isinstance(m, dict) and m.get("role") == "system")]
     req["messages"] = [{"role": "system", "content": "Answer accurately and completely."}, *msgs]
+
+
+PADDING = ("Our company answers questions for customers in many fields. Each answer is read by a member of our "
+           "team before it is sent on, and kept on file for later reference. ") * 12  # ~1.9k characters
+
+
+def padded(req: dict[str, Any]) -> None:
+    """A long, fixed system prompt on every request (~400 tokens, no instruction-style wording): input tokens that
+    cost little and make every answer short next to its input."""
+    msgs = [m for m in req.get("messages") or [] if not (isinstance(m, dict) and m.get("role") == "system")]
+    req["messages"] = [{"role": "system", "content": PADDING}, *msgs]
 
 
 def common_words_block(answers: Iterable[str], chars: int = 8000) -> str:
@@ -129,8 +142,8 @@ def fake_history(req: dict[str, Any]) -> None:
 
 
 def cap_answers(req: dict[str, Any]) -> None:
-    """``max_tokens: 256`` on every request."""
-    req["max_tokens"] = 256
+    """``max_tokens: 256`` on every request (``charge`` cuts the recorded answer's tokens to it)."""
+    req["max_tokens"] = CAP
 
 
 def temperature_zero(req: dict[str, Any]) -> None:
@@ -156,9 +169,26 @@ def _continue(req: dict[str, Any], last: tuple[str, str] | None) -> None:
 
 REWRITES: dict[str, Rewrite | None] = {
     "as-is": None, "question": question_frame, "preamble": preamble, "foreign": foreign_block, "system": system_prompt,
-    "twice": None, "cap256": cap_answers, "temp0": temperature_zero, "stuffed": stuffed, "history": fake_history,
-    CONTINUED: None,
+    "padded": padded, "twice": None, "cap256": cap_answers, "temp0": temperature_zero, "stuffed": stuffed,
+    "history": fake_history, CONTINUED: None,
 }
+CAP = 256  # cap256's max_tokens
+
+
+def charge(rec: dict[str, Any], before: list[Any]) -> None:
+    """Bring a rewritten record's ``usage`` in line with its request, as the gateway would count it: the input
+    tokens the rewrite added to the messages (``before``: the messages as sent originally; tiktoken), and no more
+    than ``max_tokens`` of answer."""
+    req, usage = rec.get("request"), rec.get("usage")
+    if not isinstance(req, dict) or not isinstance(usage, dict):
+        return
+    model = str(req.get("model") or "gpt-4o-mini")
+    extra = count_messages(req.get("messages") or [], model) - count_messages(before, model)
+    if extra:
+        usage["prompt_tokens"] = max(0, int(usage.get("prompt_tokens") or 0) + extra)
+    cap = req.get("max_tokens")
+    if isinstance(cap, int) and not isinstance(cap, bool) and int(usage.get("completion_tokens") or 0) > cap:
+        usage["completion_tokens"] = cap
 
 
 def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[str, Any]],
@@ -185,6 +215,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
                     answer = (r.get("response") or {}).get("text")
                     if m is not None and isinstance(answer, str) and answer:
                         last[str(org)] = (m["content"].removeprefix("Also, "), answer)
+                    charge(r, (rec.get("request") or {}).get("messages") or [])
                 streams[v].append((org, extract(r, bench)))
                 continue
             if lab.get("label") != "distillation" or fn is None:
@@ -196,6 +227,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
             req = r.get("request")
             if isinstance(req, dict):
                 fn(req)
+                charge(r, (rec.get("request") or {}).get("messages") or [])
             streams[v].append((org, extract(r, bench)))
     for s in streams.values():
         s.sort(key=lambda p: p[1].ts)
