@@ -7,8 +7,9 @@ benchmark-like frame, put a fixed preamble, a block of another language or a blo
 a system prompt (a short one, or a long one padding every request), send each prompt twice, cap answers at 256
 tokens, send temperature 0, make each request the follow-up of a made-up exchange. A rewritten request is charged
 what the gateway would count: its extra input tokens (tiktoken, as ``usage``) and, under a cap, at most the capped
-answer. Benign and evaluation accounts are left as they are, so the benign FPR column is the same for every row. A detector that falls apart under one of these is keyed on how prompts are dressed, not on
-what is harvested. Run it on DEV traffic when choosing features; report it on TEST traffic.
+answer. Benign and evaluation accounts are left as they are, so the benign FPR column is the same for every row.
+A detector that falls apart under one of these is keyed on how prompts are dressed, not on what is harvested. Run
+it on DEV traffic when choosing features; report it on TEST traffic.
 """
 
 from __future__ import annotations
