@@ -60,6 +60,11 @@ def test_live_traffic_yields_signals_for_every_account(make_gateway):
     for org in in_rings:
         sig = gw.admin("GET", f"/admin/orgs/{org}/signals")
         assert sig["flagged"] and sig["ring"] in {r["ring"] for r in scan["rings"]}
+    metrics = {line.split()[0]: float(line.split()[1]) for line in gw.http.get("/metrics").text.splitlines()
+               if line.startswith("dg_detection_")}
+    assert metrics["dg_detection_rings"] == len(scan["rings"])
+    assert metrics["dg_detection_accounts"] == len(per_org) and metrics["dg_detection_errors"] == 0
+    assert metrics["dg_detection_ring_scan_seconds"] > 0
 
 
 def test_the_gateway_scans_for_rings_on_its_own(make_gateway):

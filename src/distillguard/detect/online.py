@@ -103,6 +103,7 @@ class OnlineDetector:
         self._rings: dict[str, RingSignal] = {}  # member org -> its highest-scoring ring of the last scan
         self._ring_list: list[RingSignal] = []
         self.last_ring_scan: float | None = None  # when the last scan finished (time.time())
+        self.ring_scan_seconds = 0.0  # how long it took
         self.errors = 0
 
     def __call__(self, record: Any) -> None:
@@ -251,6 +252,7 @@ class OnlineDetector:
 
         Runs in the caller's thread (the app runs it in a worker thread): each account is copied under the lock one
         at a time, so ``observe`` never waits for more than one copy; clustering and scoring use the copies."""
+        t0 = time.perf_counter()
         with self._lock:
             orgs = list(self._accounts)
         states: dict[str, AccountState] = {}
@@ -279,6 +281,7 @@ class OnlineDetector:
         with self._lock:
             self._rings, self._ring_list = by_member, found
             self.last_ring_scan = time.time()
+            self.ring_scan_seconds = time.perf_counter() - t0
         return found
 
     def _own_score(self, acc: _Account) -> float:
@@ -287,6 +290,16 @@ class OnlineDetector:
         if cur.vector is None and cur.state.n >= 5:
             self._score(cur)
         return max((w.score for w in (cur, prev) if w is not None and w.vector is not None), default=0.0)
+
+    @property
+    def accounts(self) -> int:
+        """Accounts with windows held."""
+        return len(self._accounts)
+
+    @property
+    def ring_count(self) -> int:
+        """Rings flagged by the last scan."""
+        return len(self._ring_list)
 
     def ring_members(self, ring_id: str) -> list[str]:
         """The members a ring of the last scan flags ([] for a ring not flagged at the last scan)."""

@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             online = Deferred(build)
             await online.start()
             observers.append(online)
+            metrics.track_detection(online)
         ring_scans = None
         if online is not None and settings.detection_ring_interval_s > 0:
             ring_scans = asyncio.get_running_loop().create_task(_scan_rings(online, settings.detection_ring_interval_s))

@@ -36,6 +36,20 @@ class Metrics:
         for outcome in ("published", "dropped", "failed"):
             g.labels(outcome).set_function(lambda o=outcome: float(getattr(publisher, o, 0)))
 
+    def track_detection(self, online: Any) -> None:
+        """Export the online detector's state (``online``: the deferred detector; 0 until it has loaded)."""
+        def value(read: Any) -> float:
+            det = online.target
+            return float(read(det)) if det is not None else 0.0
+
+        for name, doc, read in (
+            ("dg_detection_accounts", "Accounts the online detector holds windows of", lambda d: d.accounts),
+            ("dg_detection_rings", "Rings of accounts flagged by the last online ring scan", lambda d: d.ring_count),
+            ("dg_detection_ring_scan_seconds", "Duration of the last online ring scan", lambda d: d.ring_scan_seconds),
+            ("dg_detection_errors", "Records the online detector could not read", lambda d: d.errors),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(lambda r=read: value(r))
+
     def observe(self, rec: LedgerRecord) -> None:
         self.requests.labels(rec.endpoint, str(rec.status)).inc()
         if rec.prompt_tokens:
