@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import islice
 
 import orjson
 from machine import reference_row  # benchmarks/ is on sys.path when a script in it runs
@@ -78,6 +79,19 @@ def per_request(seconds: tuple[float, float], n: int) -> str:
     return f"{seconds[0] / n * 1e6:.1f} µs (CPU {seconds[1] / n * 1e6:.1f} µs)"
 
 
+def ring_scan(path: str, n: int, bench) -> tuple[int, int, float, int]:
+    """(records, accounts, seconds, rings flagged) of ``OnlineDetector.scan_rings`` after the first ``n`` records of
+    ``path`` (the scan runs in a worker thread of the gateway, off the event loop)."""
+    online = OnlineDetector(bench=bench)
+    fed = 0
+    for rec in islice(read_jsonl(path), n):
+        online.observe(rec)
+        fed += 1
+    t = time.perf_counter()
+    found = online.scan_rings()
+    return fed, len(online._accounts), time.perf_counter() - t, len(found)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=200_000)
@@ -85,6 +99,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed passes of the per-request measures (best is shown)")
     ap.add_argument("--no-single", action="store_true",
                     help="time the batch run on all cores only (one process over 1M records takes minutes)")
+    ap.add_argument("--ring-scan-records", type=int, default=200_000,
+                    help="records fed to an online detector before its ring scan is timed (0: no ring scan)")
     a = ap.parse_args()
     base = base_records(a.input)
     bench = default_index()
@@ -141,6 +157,7 @@ def main() -> None:
         phases: dict[str, float] = {}
         rep_p = run_file(Detector(bench=bench), path, workers=workers, phases=phases)
         dt_p = time.perf_counter() - t
+        scan = ring_scan(path, a.ring_scan_records, bench) if a.ring_scan_records > 0 else None
     rows.append((f"batch input: {n:,} records ({size / 1e6:.0f} MB), {len(rep_p.accounts):,} accounts", ""))
     if rep is not None:
         rows += [
@@ -156,6 +173,9 @@ def main() -> None:
          "(rings grow faster than linearly: measure at 1M)", f"{1e6 / (n / dt_p):.0f} s"),
         ("rings found", str(len(rep_p.rings))),
     ]
+    if scan is not None:
+        rows.append((f"online ring scan (every DG_DETECTION_RING_INTERVAL_S): {scan[1]:,} accounts' windows after "
+                     f"{scan[0]:,} records, {scan[3]} rings flagged", f"{scan[2]:.1f} s"))
     if rep is not None:
         rows.append(("same verdicts in parallel",
                      str([x.to_json() for x in rep.accounts] == [x.to_json() for x in rep_p.accounts])))

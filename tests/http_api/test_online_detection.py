@@ -5,6 +5,7 @@ import io
 import time
 
 import orjson
+import pytest
 
 from distillguard.detect.declared import REVIEW, declares_fine_tuning
 from distillguard.detect.engine import Detector
@@ -81,3 +82,11 @@ def test_the_gateway_scans_for_rings_on_its_own(make_gateway):
     assert _ready(off)
     time.sleep(0.5)
     assert off.admin("GET", "/admin/rings") == {"rings": [], "scanned_at": None, "ready": True}
+
+
+def test_long_ring_scans_are_spaced_out():
+    from distillguard.http.app import SCAN_SHARE, scan_pause
+
+    assert scan_pause(60.0, 0.0) == 60.0 and scan_pause(60.0, 5.0) == 60.0
+    assert scan_pause(60.0, 10.0) == pytest.approx(90.0)  # a 10 s scan, then 90 s without: a tenth of the time
+    assert scan_pause(0.2, 1.0) / (scan_pause(0.2, 1.0) + 1.0) == pytest.approx(1.0 - SCAN_SHARE)

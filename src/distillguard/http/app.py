@@ -34,11 +34,20 @@ from .schemas import ADMIN_MODELS, PUBLIC_MODELS
 log = logging.getLogger("distillguard.http")
 
 
+SCAN_SHARE = 0.1  # at most this share of the time goes to ring scans: the pause after one is ≥ 9× its duration
+
+
+def scan_pause(every: float, last: float) -> float:
+    """Seconds to wait before the next ring scan: ``every``, or longer when the last scan took ``last`` seconds."""
+    return max(every, last * (1.0 - SCAN_SHARE) / SCAN_SHARE)
+
+
 async def _scan_rings(online: Deferred, every: float) -> None:
     """Cross-account rings on live traffic: ``OnlineDetector.scan_rings`` every ``every`` seconds, in a worker thread
-    (it clusters copies of the accounts' windows, off the event loop)."""
+    (it clusters copies of the accounts' windows, off the event loop, but its Python parts share the interpreter
+    with the requests), and less often when scans grow long (``SCAN_SHARE``)."""
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(scan_pause(every, online.target.ring_scan_seconds if online.target is not None else 0.0))
         if online.target is None:
             continue
         try:
