@@ -4,7 +4,8 @@
 
 Without --input, the simulator's ``mixed-small`` scenario (dev split) is generated once and replicated with renamed
 accounts, shifted clocks and fresh ids up to --records; the batch run reads that file from disk like
-``distillguard detect`` does.
+``distillguard detect`` does. The online ring scan is timed after an online detector has observed the first
+--ring-scan-records records of it.
 """
 
 from __future__ import annotations
