@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from distillguard.detect.declared import REVIEW, declares_fine_tuning
+from distillguard.detect.declared import REVIEW, RING_UNCOVERED, declares_fine_tuning
 from distillguard.detect.engine import Detector
 from distillguard.sim import scenarios
 from distillguard.sim.corpus import SimCorpus
@@ -58,9 +58,16 @@ def test_live_traffic_yields_signals_for_every_account(make_gateway):
     # the accounts' windows hold all their traffic here: the batch detector's rings flag the same accounts
     batch = Detector().run(records)
     assert in_rings == {a.org for a in batch.accounts if a.ring is not None}
+    members = {r["ring"]: r["flagged_members"] for r in scan["rings"]}
+    declared_members = 0
     for org in in_rings:
         sig = gw.admin("GET", f"/admin/orgs/{org}/signals")
-        assert sig["flagged"] and sig["ring"] in {r["ring"] for r in scan["rings"]}
+        assert sig["flagged"] and sig["ring"] in members
+        if declares_fine_tuning(sig["purposes"]):  # a cover story does not cover undeclared ring mates
+            declared_members += 1
+            others = [m for m in members[sig["ring"]] if m != org and not declares_fine_tuning(labs[m]["purposes"])]
+            assert sig["reasons"][0] == (RING_UNCOVERED.format(ring=sig["ring"], n=len(others)) if others else REVIEW)
+    assert declared_members, "the demo's ring has no member claiming fine-tuning: the rule above went unchecked"
     metrics = {line.split()[0]: float(line.split()[1]) for line in gw.http.get("/metrics").text.splitlines()
                if line.startswith("dg_detection_")}
     assert metrics["dg_detection_rings"] == len(scan["rings"])
