@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 
 from distillguard.sim import distill, scenarios
@@ -48,3 +49,42 @@ def test_some_benign_accounts_vary_their_temperature(small_run):
     kind = {x["org"]: x["kind"] for x in small_run.labels}
     varied = [o for o, ts in _temps_by_org(small_run).items() if kind[o].startswith("benign") and len(ts) >= 3]
     assert varied, "no benign account uses three or more temperatures"
+
+
+def _bodies(tenant, n):
+    gen = distill.harvest(tenant, n)
+    bodies, req = [], next(gen)
+    try:
+        while True:
+            bodies.append(req.body)
+            req = gen.send(Reply(200, "an answer", 1.0))
+    except StopIteration:
+        pass
+    return bodies
+
+
+def test_a_padding_harvester_puts_one_long_block_before_every_prompt(test_corpus):
+    """``pad``: the harvester (decided once per harvester or ring) pads every request with the same long block, as
+    a system prompt or as a preamble of the prompt; without ``pad`` nothing is padded."""
+    seen = set()
+    for seed in range(1, 12):
+        sc = scenarios.Scenario("t", 1.0, (scenarios.Group("h", "harvest", "distillation", 1, 30, (1, 1),
+                                                           {"styles": ("alpaca",), "pad": 1.0}, spread=0.0),))
+        (_, tenant), = build_tenants(sc, seed, test_corpus)
+        bodies = _bodies(tenant, 30)
+        systems = {b["messages"][0]["content"] for b in bodies if b["messages"][0]["role"] == "system"}
+        if systems:
+            block, = systems
+            assert len(bodies) == 30 and all(b["messages"][0]["content"] == block for b in bodies)
+            seen.add("system")
+        else:
+            heads = {b["messages"][-1]["content"].split("\n\n", 1)[0] for b in bodies}
+            block, = heads
+            seen.add("preamble")
+        assert 1500 <= len(block) <= 3300 and set(re.split(r"(?<=\.) ", block)) <= set(distill.PADDING)
+    assert seen == {"system", "preamble"}
+    sc = scenarios.Scenario("t", 1.0, (scenarios.Group("h", "harvest", "distillation", 1, 30, (1, 1),
+                                                       {"styles": ("alpaca",)}, spread=0.0),))
+    (_, tenant), = build_tenants(sc, 1, test_corpus)
+    assert all(len(b["messages"][-1]["content"]) < 1500 and b["messages"][0]["role"] == "user"
+               for b in _bodies(tenant, 30))

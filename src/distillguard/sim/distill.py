@@ -134,9 +134,35 @@ def _times(t: Tenant, n: int, timing: str, rng: random.Random) -> list[float]:
     return steady_times(rng, n, start, interval, jitter=float(t.spec.param("jitter", 0.08)))
 
 
+# Neutral boilerplate a padding harvester puts before every prompt (as a system prompt or a preamble): input tokens
+# that cost little and make each answer look short next to its input, as a long-context product's do.
+PADDING = (
+    "This request comes from the content pipeline of a small publishing company.",
+    "Every answer is read by an editor before it is used, and kept on file for later reference.",
+    "Our readers are adults with a general interest in the subject and no special training.",
+    "Please keep the tone friendly and plain, and avoid jargon where a simpler word will do.",
+    "The company works in several countries, so prefer examples that make sense internationally.",
+    "If something is uncertain, it is better to say so than to guess.",
+    "Earlier answers in this series were well received, and we would like to keep the same quality.",
+    "The team that reviews the answers meets once a week to discuss what worked well.",
+    "Thank you for your help with this project; it is much appreciated by everyone involved.",
+    "The material will appear on our website and in a printed newsletter.",
+)
+
+
+def _padding(rng: random.Random) -> tuple[str, str]:
+    """(where, text): a padding block of 1.5-3k characters, as a system prompt or a preamble to every prompt."""
+    lines = rng.sample(PADDING, rng.randint(4, len(PADDING)))
+    text, size = [], rng.randint(1500, 3000)
+    while sum(len(x) + 1 for x in text) < size:
+        text.append(lines[len(text) % len(lines)])
+    return rng.choice(("system", "preamble")), " ".join(text)
+
+
 def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: str | None = None,
             blend: bool = False) -> Behaviour:
-    """A harvester sending ``n`` requests; spec params: styles, timing, paraphrase, desensitize, multiturn.
+    """A harvester sending ``n`` requests; spec params: styles, timing, paraphrase, desensitize, multiturn, pad (the
+    chance that the harvester, or its ring, pads every request with a long block: ``_padding``).
 
     ``blend``: the harvester hides inside the account's own product (``t.extra["product"]``, set by the product's
     behaviour): it sends the product's model, system prompt and sampling parameters, so its requests have the same
@@ -154,6 +180,8 @@ def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: st
     mat = Material(t.corpus, ring_rng)
     if not mat.instruct:
         return
+    pad = float(t.spec.param("pad", 0.0))
+    padding = _padding(ring_rng) if pad and ring_rng.random() < pad else None
     n_keys = len(t.ident.keys)
     sent = 0
     for ts in _times(t, n, timing, rng):
@@ -168,6 +196,12 @@ def harvest(t: Tenant, n: int, styles: tuple[str, ...] | None = None, timing: st
         elif fixed_temp is not None:
             params = {k: v for k, v in params.items() if k not in ("temperature", "n", "top_p")}
             params["temperature"] = fixed_temp
+        if padding is not None and not product:
+            where, block = padding
+            if where == "system":
+                msgs = [{"role": "system", "content": block}, *(m for m in msgs if m["role"] != "system")]
+            else:
+                msgs[-1] = {"role": "user", "content": f"{block}\n\n{msgs[-1]['content']}"}
         last = msgs[-1]["content"]
         if paraphrase and rng.random() < paraphrase:
             last = T.paraphrase(rng, last)

@@ -76,10 +76,12 @@ def _harvest(rng: random.Random, fixed_temp: float = 0.35) -> dict[str, Any]:
 
 
 def _evasive(paraphrase: float = 0.0, desensitize: float = 0.0, multiturn: float = 0.0,
-             residential: bool = False) -> Callable[[random.Random], dict[str, Any]]:
+             residential: bool = False, pad: float = 0.0) -> Callable[[random.Random], dict[str, Any]]:
     def make(rng: random.Random) -> dict[str, Any]:
         p = _harvest(rng, fixed_temp=0.7)
         p.update(paraphrase=paraphrase, desensitize=desensitize, multiturn=multiturn, residential=residential)
+        if pad:
+            p["pad"] = pad
         if rng.random() < 0.5:
             p["timing"] = rng.choice(("human", "drip"))  # human-like arrivals instead of a steady machine rate
         return p
@@ -147,16 +149,18 @@ _add(Scenario("sybil", 7.0, _benign(0.5) + (
 ), "sybil rings of 20, 60 and 150 accounts over benign background"))
 
 _add(Scenario("evasive", 7.0, _benign(0.6, machine_like=2.0) + (
-    Group("distill-drip", "drip", "distillation", 20, 300, (1, 1), _evasive(desensitize=0.5, residential=True)),
+    Group("distill-drip", "drip", "distillation", 20, 300, (1, 1),
+          _evasive(desensitize=0.5, residential=True, pad=0.4)),
     Group("distill-mixed", "mixed", "distillation", 30, 600, (1, 2), {"share": 0.05, "blend": 0.4}),
-    Group("distill-paraphrase", "harvest", "distillation", 15, 800, (1, 3), _evasive(paraphrase=0.9)),
-    Group("distill-desensitized", "harvest", "distillation", 15, 800, (1, 3), _evasive(desensitize=0.9)),
+    Group("distill-paraphrase", "harvest", "distillation", 15, 800, (1, 3), _evasive(paraphrase=0.9, pad=0.4)),
+    Group("distill-desensitized", "harvest", "distillation", 15, 800, (1, 3), _evasive(desensitize=0.9, pad=0.4)),
     Group("distill-humanlike", "humanlike", "distillation", 15, 500, (1, 2),
-          _evasive(paraphrase=0.5, desensitize=0.5, multiturn=0.3, residential=True)),
-    Group("distill-ring", "ring", "distillation", 40, 200, (1, 1), _ring(4.0, paraphrase=0.7, desensitize=0.5),
-          rings=1),
+          _evasive(paraphrase=0.5, desensitize=0.5, multiturn=0.3, residential=True, pad=0.4)),
+    Group("distill-ring", "ring", "distillation", 40, 200, (1, 1),
+          _ring(4.0, paraphrase=0.7, desensitize=0.5, pad=0.4), rings=1),
     _evals(20, 150),
-), "evasive distillers (drip, 5% mixing, paraphrase, desensitized, human-like, disguised ring) vs machine-like benign"))
+), "evasive distillers (drip, 5% mixing, paraphrase, desensitized, human-like, disguised ring; 40% of them pad every "
+   "request with a long block) vs machine-like benign"))
 
 _add(Scenario("products", 7.0, (
     Group("benign-chat", "chat", "benign", 40, 300, (1, 3)),
