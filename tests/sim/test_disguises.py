@@ -18,20 +18,24 @@ def _temps_by_org(run) -> dict[str, set]:
     return out
 
 
-def test_a_fixed_temperature_harvester_sends_one_temperature_and_no_n(test_corpus):
-    spec_params = {"styles": ("sweep", "selfinstruct", "seed_expansion"), "fixed_temp": 0.7}
-    sc = scenarios.Scenario("t", 1.0, (scenarios.Group("h", "harvest", "distillation", 1, 80, (1, 1),
-                                                       spec_params, spread=0.0),))
-    (_, tenant), = build_tenants(sc, 1, test_corpus)
-    gen = distill.harvest(tenant, 80)
-    bodies = []
-    req = next(gen)
+def _bodies(tenant, n):
+    gen = distill.harvest(tenant, n)
+    bodies, req = [], next(gen)
     try:
         while True:
             bodies.append(req.body)
             req = gen.send(Reply(200, "an answer", 1.0))
     except StopIteration:
         pass
+    return bodies
+
+
+def test_a_fixed_temperature_harvester_sends_one_temperature_and_no_n(test_corpus):
+    spec_params = {"styles": ("sweep", "selfinstruct", "seed_expansion"), "fixed_temp": 0.7}
+    sc = scenarios.Scenario("t", 1.0, (scenarios.Group("h", "harvest", "distillation", 1, 80, (1, 1),
+                                                       spec_params, spread=0.0),))
+    (_, tenant), = build_tenants(sc, 1, test_corpus)
+    bodies = _bodies(tenant, 80)
     assert len(bodies) == 80
     assert {b.get("temperature") for b in bodies} == {0.7}
     assert all("n" not in b and "top_p" not in b for b in bodies)
@@ -49,18 +53,6 @@ def test_some_benign_accounts_vary_their_temperature(small_run):
     kind = {x["org"]: x["kind"] for x in small_run.labels}
     varied = [o for o, ts in _temps_by_org(small_run).items() if kind[o].startswith("benign") and len(ts) >= 3]
     assert varied, "no benign account uses three or more temperatures"
-
-
-def _bodies(tenant, n):
-    gen = distill.harvest(tenant, n)
-    bodies, req = [], next(gen)
-    try:
-        while True:
-            bodies.append(req.body)
-            req = gen.send(Reply(200, "an answer", 1.0))
-    except StopIteration:
-        pass
-    return bodies
 
 
 def test_a_padding_harvester_puts_one_long_block_before_every_prompt(test_corpus):
