@@ -189,14 +189,11 @@ class OnlineDetector:
             acc = self._accounts.get(org_id)
             if acc is None:
                 return None
-            cur, prev = acc.current, acc.previous
-            if cur.vector is None and cur.state.n >= 5:
-                self._score(cur)
-            windows = [w for w in (cur, prev) if w is not None and w.vector is not None]
+            windows = self._scored(acc)
             if not windows:
                 return {"org": org_id, "score": 0.0, "label": "benign", "flagged": False, "ring": None,
-                        "requests": acc.total,
-                        "window_requests": cur.state.n, "reasons": [], "threshold": self.threshold}
+                        "requests": acc.total, "window_requests": acc.current.state.n, "reasons": [],
+                        "threshold": self.threshold}
             best = max(windows, key=lambda w: w.score)
             score, flagged_after = best.score, best.flagged_after
             flagged = score >= self.threshold
@@ -215,8 +212,8 @@ class OnlineDetector:
                 reasons = feature_reasons(self.model, best.vector, "evaluation")
             else:
                 label, reasons = "benign", []
-            ring = self._rings.get(org_id)
-            if ring is not None and org_id in ring.flagged:
+            ring = self._rings.get(org_id)  # only members the ring flags are in ``_rings``
+            if ring is not None:
                 if flagged:
                     reasons = ring.reasons[:2] + reasons
                 else:
@@ -225,7 +222,7 @@ class OnlineDetector:
                 score = max(score, ring.score)
             return {
                 "org": org_id, "score": round(score, 6), "label": label, "flagged": flagged,
-                "ring": ring.ring.id if ring is not None and org_id in ring.flagged else None,
+                "ring": ring.ring.id if ring is not None else None,
                 "requests": acc.total, "window_requests": best.state.n, "flagged_after": flagged_after,
                 "probabilities": {k: round(v, 6) for k, v in probs.items()}, "reasons": reasons,
                 "threshold": self.threshold, "updated": acc.updated,
@@ -284,12 +281,16 @@ class OnlineDetector:
             self.ring_scan_seconds = time.perf_counter() - t0
         return found
 
-    def _own_score(self, acc: _Account) -> float:
-        """(under the lock) The account's own score: its windows' and sub-streams', without rings (``signals``)."""
+    def _scored(self, acc: _Account) -> list[_Window]:
+        """(under the lock) The account's windows that have a score (the current one is scored from 5 requests)."""
         cur, prev = acc.current, acc.previous
         if cur.vector is None and cur.state.n >= 5:
             self._score(cur)
-        return max((w.score for w in (cur, prev) if w is not None and w.vector is not None), default=0.0)
+        return [w for w in (cur, prev) if w is not None and w.vector is not None]
+
+    def _own_score(self, acc: _Account) -> float:
+        """(under the lock) The account's own score: its windows' and sub-streams', without rings (``signals``)."""
+        return max((w.score for w in self._scored(acc)), default=0.0)
 
     @property
     def accounts(self) -> int:
