@@ -176,15 +176,22 @@ REWRITES: dict[str, Rewrite | None] = {
 CAP = 256  # cap256's max_tokens
 
 
-def charge(rec: dict[str, Any], before: list[Any]) -> None:
+def input_tokens(rec: dict[str, Any]) -> int:
+    """The tokens of a record's messages, as the gateway counts them (tiktoken)."""
+    req = rec.get("request")
+    if not isinstance(req, dict):
+        return 0
+    return count_messages(req.get("messages") or [], str(req.get("model") or "gpt-4o-mini"))
+
+
+def charge(rec: dict[str, Any], sent: int) -> None:
     """Bring a rewritten record's ``usage`` in line with its request, as the gateway would count it: the input
-    tokens the rewrite added to the messages (``before``: the messages as sent originally; tiktoken), and no more
-    than ``max_tokens`` of answer."""
+    tokens the rewrite added to the messages (``sent``: ``input_tokens`` of the original), and no more than
+    ``max_tokens`` of answer."""
     req, usage = rec.get("request"), rec.get("usage")
     if not isinstance(req, dict) or not isinstance(usage, dict):
         return
-    model = str(req.get("model") or "gpt-4o-mini")
-    extra = count_messages(req.get("messages") or [], model) - count_messages(before, model)
+    extra = input_tokens(rec) - sent
     if extra:
         usage["prompt_tokens"] = max(0, int(usage.get("prompt_tokens") or 0) + extra)
     cap = req.get("max_tokens")
@@ -205,6 +212,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
         if lab is None:
             continue
         plain = extract(rec, bench)
+        sent = input_tokens(rec) if lab.get("label") == "distillation" else 0  # counted once, for every rewrite
         for v in names:
             fn = REWRITES[v]
             if v == CONTINUED and lab.get("label") == "distillation":
@@ -216,7 +224,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
                     answer = (r.get("response") or {}).get("text")
                     if m is not None and isinstance(answer, str) and answer:
                         last[str(org)] = (m["content"].removeprefix("Also, "), answer)
-                    charge(r, (rec.get("request") or {}).get("messages") or [])
+                    charge(r, sent)
                 streams[v].append((org, extract(r, bench)))
                 continue
             if lab.get("label") != "distillation" or fn is None:
@@ -228,7 +236,7 @@ def rewritten_streams(records: Iterable[dict[str, Any]], labels: dict[str, dict[
             req = r.get("request")
             if isinstance(req, dict):
                 fn(req)
-                charge(r, (rec.get("request") or {}).get("messages") or [])
+                charge(r, sent)
             streams[v].append((org, extract(r, bench)))
     for s in streams.values():
         s.sort(key=lambda p: p[1].ts)
