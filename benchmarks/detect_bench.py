@@ -90,7 +90,7 @@ def ring_scan(path: str, n: int, bench) -> tuple[int, int, float, int]:
         fed += 1
     t = time.perf_counter()
     found = online.scan_rings()
-    return fed, len(online._accounts), time.perf_counter() - t, len(found)
+    return fed, online.accounts, time.perf_counter() - t, len(found)
 
 
 def main() -> None:
