@@ -76,3 +76,35 @@ def test_batch_and_finetune_jobs_go_through_distinct_records(test_corpus):
         # the compact corpus itself repeats a few ticket texts (~9% of its user prompts are copies); drawing with
         # replacement gave ~0.85 distinct here
         assert len(set(ps)) / len(ps) > 0.92, (org, len(set(ps)), len(ps))
+
+
+PRODUCTS = Scenario("long-inputs-test", 1.0, (
+    Group("benign-chat", "chat", "benign", 12, 40, (1, 1), spread=0.0),
+    Group("benign-coding", "coding", "benign", 8, 30, (1, 1), spread=0.0),
+    Group("benign-rag", "rag", "benign", 4, 60, (1, 1), spread=0.0),
+))
+
+
+def test_benign_products_resend_long_fixed_blocks(test_corpus):
+    """Long input repeated on every request is not a harvester's mark: some products send a long fixed system
+    prompt, and a RAG product's knowledge-base chunks come back again and again."""
+    out, lab = io.BytesIO(), io.BytesIO()
+    generate(PRODUCTS, 3, out, lab, split="test", corpus=test_corpus)
+    per_org = defaultdict(list)
+    for r in (orjson.loads(x) for x in out.getvalue().splitlines()):
+        per_org[r["org"]].append(r["request"]["messages"])
+    long_fixed = 0
+    chunks_again = 0
+    for reqs in per_org.values():
+        systems = {m[0]["content"] for m in reqs if m and m[0]["role"] == "system"}
+        if len(systems) == 1 and len(next(iter(systems))) >= 1000 and all(m[0]["role"] == "system" for m in reqs):
+            long_fixed += 1
+        paragraphs = defaultdict(int)
+        for m in reqs:
+            for p in m[-1]["content"].split("\n\n"):
+                if len(p) >= 400:
+                    paragraphs[p] += 1
+        if any(c >= 2 for c in paragraphs.values()):
+            chunks_again += 1
+    assert 2 <= long_fixed <= 0.6 * len(per_org)  # some products, not all
+    assert chunks_again >= 1

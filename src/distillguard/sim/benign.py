@@ -65,6 +65,19 @@ def _slider(rng: random.Random) -> tuple[float, ...]:
     return ()
 
 
+def long_system(rng: random.Random, base: str | None) -> str | None:
+    """Sometimes (30%) a product's system prompt grown into a long fixed block of house rules (1-4k characters)."""
+    if rng.random() >= 0.3:
+        return base
+    rules = rng.sample(T.PRODUCT_POLICY, rng.randint(6, len(T.PRODUCT_POLICY)))
+    sep = rng.choice(("\n", "\n- ", " ", "\n\n"))
+    text = sep.join(rules)
+    size = rng.randint(1000, 4000)
+    while len(text) < size:  # a product's glossary or FAQ appended to the rules
+        text += sep + sep.join(rng.sample(rules, len(rules)))
+    return f"{base}\n\n{text[:size]}" if base else text[:size]
+
+
 def chat_product(t: Tenant, n: int) -> Behaviour:
     """A chat app relaying real user conversations turn by turn; diurnal sessions, drifting topics. Spec param
     ``memory`` (default true): false for a bot that sends each user message alone, without the conversation so far."""
@@ -81,6 +94,7 @@ def chat_product(t: Tenant, n: int) -> Behaviour:
         system = rng.choice(("You are a helpful assistant.", f"You are {t.ident.name}'s friendly assistant.",
                              "You are a helpful assistant. Answer in the user's language.",
                              f"You are the in-app assistant of {t.ident.name}. Be concise and polite."))
+    system = long_system(rng, system)
     max_turns = rng.randint(3, 8)
     slider = _slider(rng)
     t.extra["product"] = {"model": model, "system": system, "params": dict(params)}  # what a blending script copies
@@ -125,6 +139,7 @@ def qa_app(t: Tenant, n: int) -> Behaviour:
     params = _session_params(rng)
     system = rng.choice((None, f"You are {t.ident.name}'s answer engine. Answer clearly and completely.",
                          "You are a patient tutor. Explain your answers."))
+    system = long_system(rng, system)
     for ts in diurnal_times(rng, n, t.t0, t.t1, t.tz_hours, burstiness=0.35):
         q = questions[rng.randrange(len(questions))].first_user[:2000]
         msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q}]
@@ -153,7 +168,7 @@ def coding_assistant(t: Tenant, n: int) -> Behaviour:
     rng = t.rng
     sharegpt_code = t.corpus.by_topic("chat").get("code", ())
     code = t.corpus.pool("code")
-    system = rng.choice(T.CODING_SYSTEMS)
+    system = long_system(rng, rng.choice(T.CODING_SYSTEMS))
     model = rng.choice(("gpt-4o", "gpt-4o-mini"))
     temp = rng.choice((None, 0.2, 0.0, 0.3))
     temps = rng.sample((0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0), rng.randint(2, 5)) if rng.random() < 0.3 else None
@@ -187,12 +202,15 @@ def rag_app(t: Tenant, n: int) -> Behaviour:
     questions = t.corpus.pool(*t.corpus.user_pools)
     if not docs or not questions:
         return
-    store = [docs[rng.randrange(len(docs))] for _ in range(min(300, len(docs)))]
+    # a chunked knowledge base: each chunk a fixed text, retrieved again and again for related questions
+    store = [docs[rng.randrange(len(docs))][:rng.randint(800, 4000)] for _ in range(min(300, len(docs)))]
     system = T.RAG_SYSTEM.format(company=t.ident.name)
     model = rng.choice(MODELS)
     k = rng.randint(3, 6)
+    # how the product lays out its context: a chunk inline behind its number, or as a paragraph of its own
+    cite = rng.choice(("[{i}] {chunk}", "Document {i}:\n\n{chunk}"))
     for ts in diurnal_times(rng, n, t.t0, t.t1, t.tz_hours, burstiness=0.2):
-        ctx = "\n\n".join(f"[{i + 1}] {rng.choice(store)[:rng.randint(800, 4000)]}" for i in range(k))
+        ctx = "\n\n".join(cite.format(i=i + 1, chunk=rng.choice(store)) for i in range(k))
         q = questions[rng.randrange(len(questions))].first_user[:600]
         msgs = [{"role": "system", "content": system},
                 {"role": "user", "content": f"Context:\n{ctx}\n\nQuestion: {q}"}]
