@@ -1,3 +1,5 @@
+import pytest
+
 from distillguard.detect.bench import BenchmarkIndex
 from distillguard.detect.features import extract
 
@@ -82,3 +84,64 @@ def test_answer_novelty_counts_the_answers_phrases_missing_from_the_prompt():
     assert {f.novelty for f in measured if f.prompt_hash % 2 == 1} == {-1.0}
     assert 10 < sum(f.novelty == 0.0 for f in measured) < 30
     assert extract({"org": "o", "request": {"messages": []}}).novelty == -1.0
+
+
+PAD = "\n\n".join(f"House rule {i}: keep the tone friendly and plain, and avoid jargon where a simpler word will do."
+                  for i in range(20))  # ~2k characters of fixed text
+
+
+def _account(requests, tokens_per_char=0.25):
+    """An account state over chat requests given as message lists (prompt tokens counted from the characters)."""
+    from distillguard.detect.account import AccountState
+
+    st = AccountState("org_a")
+    for i, msgs in enumerate(requests):
+        r = rec(msgs, answer="word " * 100)
+        r["id"], r["ts"] = f"req_{i}", 10.0 + i
+        chars = sum(len(m["content"]) for m in msgs)
+        r["usage"] = {"prompt_tokens": int(chars * tokens_per_char), "completion_tokens": 400}
+        st.add(extract(r))
+    return st
+
+
+def test_a_fixed_block_resent_with_every_prompt_is_not_new_input():
+    prompts = [f"Explain topic number {i} in depth, with examples." for i in range(200)]
+    plain = _account([[{"role": "user", "content": p}] for p in prompts])
+    system = _account([[{"role": "system", "content": PAD}, {"role": "user", "content": p}] for p in prompts])
+    preamble = _account([[{"role": "user", "content": f"{PAD}\n\n{p}"}] for p in prompts])
+    vp, vs, vq = plain.vector(), system.vector(), preamble.vector()
+    # the padding makes every answer short next to its input ...
+    assert vs["out_in_ratio"] < vp["out_in_ratio"] - 2 and vq["out_in_ratio"] < vp["out_in_ratio"] - 2
+    # ... but it is written once (its first time counts): what the account writes anew per answer is about the
+    # plain account's
+    for v in (vs, vq):
+        assert abs(v["out_new_ratio"] - vp["out_new_ratio"]) < 0.25
+    assert vp["out_new_ratio"] == pytest.approx(vp["out_in_ratio"])  # nothing repeated: both the same
+
+
+def test_new_input_leaves_out_earlier_answers_and_resent_turns():
+    turns = [f"Question {i}: what about the case where the list holds {i} items of mixed types?" for i in range(6)]
+    answers = [f"Answer {i}: " + "a long explanation of sorting " * 30 for i in range(6)]
+    convo, requests = [], []
+    for q, a in zip(turns, answers):
+        convo = [*convo, {"role": "user", "content": q}]
+        requests.append(list(convo))
+        convo = [*convo, {"role": "assistant", "content": a}]
+    st = _account(requests)
+    new_share = st.new_input_tokens() / st.prompt_tokens
+    written = sum(len(q) for q in turns)  # each user turn written once
+    total = sum(sum(len(m["content"]) for m in r) for r in requests)
+    assert new_share == pytest.approx(written / total, rel=0.02)
+    # a distinct document in every request is all new input
+    docs = _account([[{"role": "user", "content": f"Summarize:\n\n{'para %d ' % i * 80}\n\nthanks"}] for i in range(5)])
+    assert docs.new_input_tokens() == pytest.approx(docs.prompt_tokens, rel=0.05)
+
+
+def test_input_blocks_cut_long_texts_at_blank_lines():
+    from distillguard.detect.features import MAX_BLOCKS, input_blocks
+
+    short = input_blocks(["a\n\nb"])
+    assert len(short) == 2 and short[1] == 4  # short text: one block, whole
+    long = input_blocks([PAD])
+    assert len(long) == 2 * 20 and sum(long[1::2]) == len(PAD)
+    assert len(input_blocks([PAD] * 10)) == 2 * MAX_BLOCKS

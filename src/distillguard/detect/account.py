@@ -32,6 +32,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "n_multi",
     "log_completion",
     "out_in_ratio",
+    "out_new_ratio",
     "long_max_tokens",
     "short_max_tokens",
     "bench",
@@ -57,6 +58,8 @@ FEATURE_HELP: dict[str, str] = {
     "n_multi": "share of requests asking n > 1 completions",
     "log_completion": "log mean completion tokens",
     "out_in_ratio": "log ratio completion/prompt tokens",
+    "out_new_ratio": "log ratio completion tokens / new input tokens (the input net of earlier answers and of blocks "
+                     "the account has sent before: a fixed system prompt or preamble, resent turns)",
     "long_max_tokens": "share of requests with max_tokens ≥ 1500",
     "short_max_tokens": "share of requests capping the answer at ≤ 300 tokens (a harvester wants whole answers)",
     "bench": "share of prompt probes matching public benchmark text",
@@ -73,6 +76,9 @@ for _m in MARKER_NAMES:
 # ``iat_cv``, ``burstiness``, ``hour_entropy`` (benign relays run at steady machine rates, harvesters can pace like
 # people, and live traffic compresses time: timing says how a client is scheduled, not what it collects).
 # ``mean_depth`` is nearly collinear with ``single_shot`` (their weights cancelled out), so only the latter is scored.
+# ``out_new_ratio`` (answers over the input the account writes anew, ``features.input_blocks``) is a model feature,
+# but the shipped model predates it: trained beside ``out_in_ratio`` it got weight 0, and in its place it made
+# padding useless to a harvester but cost ring recall (ADR 0007, "New input").
 UNSCORED: tuple[str, ...] = ("top_scaffold", "iat_cv", "burstiness", "hour_entropy", "mean_depth")
 # Parameter features: kept as capped shares (never counts of distinct values, which track a generator's habits).
 PARAMETER_FEATURES: tuple[str, ...] = ("temp0", "n_multi", "long_max_tokens", "short_max_tokens")
@@ -95,6 +101,7 @@ MAX_EXAMPLES = 5
 # summary of the customer's own text). ``answer_grounding`` counts them rather than averaging novelty: the average
 # moved with the corpus (which prompts carry their content), the share of near copies much less (ADR 0007).
 NEAR_COPY = 0.1
+MAX_SEEN_BLOCKS = 4096  # input block hashes remembered per account (then forgotten at once, and learnt again)
 RENDERED_REPEATS = 2  # answers rendering one prompt text (a retry, a second engine) that count as grounded
 MAX_RENDERED = 100000  # rendered prompt texts remembered per account (as prompt hashes are)
 
@@ -132,6 +139,10 @@ class AccountState:
         self.n_multi = 0
         self.completion = 0
         self.prompt_tokens = 0
+        self.in_chars = 0  # characters of all input messages
+        self.own_chars = 0  # ... of the client's own (not the assistant's)
+        self.repeat_chars = 0  # ... of blocks the account had sent before (``features.input_blocks``)
+        self.seen_blocks: set[int] = set()
         self.long_max = 0
         self.short_max = 0
         self.bench = 0.0
@@ -223,6 +234,21 @@ class AccountState:
             self.n_multi += 1
         self.completion += f.completion_tokens
         self.prompt_tokens += f.prompt_tokens
+        self.in_chars += f.input_chars
+        self.own_chars += f.own_chars
+        blocks = f.blocks
+        if blocks:
+            seen = self.seen_blocks
+            repeat = 0
+            for i in range(0, len(blocks), 2):
+                h = blocks[i]
+                if h in seen:
+                    repeat += blocks[i + 1]
+                else:
+                    seen.add(h)
+            self.repeat_chars += repeat
+            if len(seen) > MAX_SEEN_BLOCKS:
+                seen.clear()
         mt = f.max_tokens
         if mt >= 1500:
             self.long_max += 1
@@ -371,6 +397,12 @@ class AccountState:
         self.n_multi += other.n_multi
         self.completion += other.completion
         self.prompt_tokens += other.prompt_tokens
+        self.in_chars += other.in_chars
+        self.own_chars += other.own_chars
+        self.repeat_chars += other.repeat_chars
+        self.seen_blocks |= other.seen_blocks  # (a fork goes on adding requests; a ring's pseudo-account does not)
+        if len(self.seen_blocks) > MAX_SEEN_BLOCKS:
+            self.seen_blocks.clear()
         self.long_max += other.long_max
         self.short_max += other.short_max
         self.bench += other.bench
@@ -407,13 +439,15 @@ class AccountState:
         self.top_tail = max(self.tails.values(), default=0)
 
     def shed_rare_scaffolds(self) -> None:
-        """Forget the skeleton texts and example ids of scaffolds used fewer than 3 times. Everything read after the
-        request stream (dominant scaffolds for rings, the top scaffold in reasons) asks for a scaffold used at least
-        3 times; ``parallel`` sheds the rest before sending an account from a worker to the parent."""
+        """Forget the skeleton texts and example ids of scaffolds used fewer than 3 times, and the input blocks seen.
+        Everything read after the request stream (dominant scaffolds for rings, the top scaffold in reasons) asks for
+        a scaffold used at least 3 times, and only ``add`` reads the blocks; ``parallel`` sheds the rest before
+        sending an account from a worker to the parent."""
         heads, tails = self.heads, self.tails
         self.skeletons = {h: sk for h, sk in self.skeletons.items() if heads[h] >= 3}
         self.tail_skeletons = {h: sk for h, sk in self.tail_skeletons.items() if tails[h] >= 3}
         self.head_example = {h: rid for h, rid in self.head_example.items() if heads[h] >= 3}
+        self.seen_blocks = set()  # read only while requests are added
 
     # -- reading --------------------------------------------------------------------------------------------------
     def top_scaffold(self) -> tuple[int, int]:
@@ -498,6 +532,7 @@ class AccountState:
             "n_multi": self.n_multi / n,
             "log_completion": math.log1p(self.completion / n),
             "out_in_ratio": math.log((self.completion + 1) / (self.prompt_tokens + 1)),
+            "out_new_ratio": math.log((self.completion + 1) / (self.new_input_tokens() + 1)),
             "long_max_tokens": self.long_max / n,
             "short_max_tokens": self.short_max / n,
             "bench": self.bench / n,
@@ -509,6 +544,13 @@ class AccountState:
         if timing:
             v.update(self.timing_vector())
         return v
+
+    def new_input_tokens(self) -> float:
+        """The input tokens the account wrote anew: its input tokens times the share of its input characters that
+        are its own and not blocks it had sent before. All of them when the records carry no message text."""
+        if self.in_chars <= 0:
+            return float(self.prompt_tokens)
+        return self.prompt_tokens * max(0, self.own_chars - self.repeat_chars) / self.in_chars
 
     def timing_vector(self) -> dict[str, float]:
         """The timing features (computed for reasons and reviewers, not scored: see ``UNSCORED``)."""

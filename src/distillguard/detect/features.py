@@ -89,6 +89,10 @@ class RequestFeatures:
     # (novel sampled answers) ``language.rendering_key`` of the prompt text the answer renders in another language
     # (a translation), 0: none; the account counts it as grounded unless that text keeps coming back
     rendered: int = 0
+    # the client's own texts cut into blocks (``input_blocks``): hash, characters, hash, characters, ...
+    blocks: tuple[int, ...] = ()
+    input_chars: int = 0  # characters of all the messages, earlier answers included
+    own_chars: int = 0  # ... of the client's own texts (all but the assistant's)
 
 
     def has(self, marker: str) -> bool:
@@ -239,6 +243,31 @@ def answer_key(text: str | None) -> int:
     return (zlib.crc32(head) or 1) if head else 0
 
 
+SPLIT_FROM = 400  # a text at least this long is cut into paragraphs (blank-line separated) for ``input_blocks``
+MAX_BLOCKS = 64  # blocks hashed per request (the rest of a very long input is counted as new)
+
+
+def input_blocks(texts: list[str]) -> tuple[int, ...]:
+    """The blocks of a request's own texts (its messages but the assistant's), as (hash, characters) pairs in one
+    flat tuple: a short text whole, a long one cut at blank lines. The account counts a block's characters as new
+    input only the first time it sends that block (``AccountState.add``): a fixed system prompt, a preamble or a
+    knowledge-base passage sent again, and the user turns of a conversation resent with each request, are not
+    written anew. A very long input keeps its first ``MAX_BLOCKS`` blocks (the rest counts as new)."""
+    out: list[int] = []
+    for text in texts:
+        if not text:
+            continue
+        parts = text.split("\n\n") if len(text) >= SPLIT_FROM else [text]
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            if len(out) >= 2 * MAX_BLOCKS:
+                return tuple(out)
+            if part:  # (a block's characters include the blank line after it: the blocks add up to the text)
+                out.append(zlib.crc32(part.encode("utf-8", "surrogatepass")) or 1)
+                out.append(len(part) + (2 if i < last else 0))
+    return tuple(out)
+
+
 TAIL_FROM = 1000  # prompts longer than this have their tail's markers read as well
 TAIL_CHARS = 300
 
@@ -318,6 +347,9 @@ def extract(rec: dict[str, Any], bench: BenchmarkIndex | None = None) -> Request
         answer_key=answer_key(answer) if isinstance(answer, str) else 0,
         prev_key=answer_key(view.prev_answer) if turns >= 2 else 0,
         rendered=rendering_key(answer, prompt) if novelty >= RENDERED_MIN_NOVELTY else 0,  # type: ignore[arg-type]
+        blocks=input_blocks(view.own),
+        input_chars=view.input_chars,
+        own_chars=view.own_chars,
     )
 
 

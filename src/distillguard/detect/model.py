@@ -181,8 +181,8 @@ SIGN_PRIOR: dict[str, int] = {
     "single_shot": 1, "any_marker": 1, "m_generate_n": 1, "m_step_by_step": 1, "m_output_format": 1,
     "m_persona": 1, "m_length_demand": 1, "m_rewrite_variant": 1, "m_dataset_format": 1, "m_imperative": 1,
     "scaffold_reuse": 1, "templated_breadth": 1, "topic_spread": 1, "n_multi": 1, "long_max_tokens": 1,
-    "out_in_ratio": 1, "answer_grounding": -1, "follow_up": -1, "bench": -1, "m_answer_format": -1,
-    "short_max_tokens": -1,
+    "out_in_ratio": 1, "out_new_ratio": 1, "answer_grounding": -1, "follow_up": -1, "bench": -1,
+    "m_answer_format": -1, "short_max_tokens": -1,
 }
 
 

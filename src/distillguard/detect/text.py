@@ -213,7 +213,7 @@ STOPWORDS = frozenset(
 class PromptView:
     """The parts of one request body that the detector looks at."""
 
-    __slots__ = ("has_history", "prev_answer", "prompt", "system", "turns")
+    __slots__ = ("has_history", "input_chars", "own", "own_chars", "prev_answer", "prompt", "system", "turns")
 
     def __init__(self, request: dict[str, Any] | None) -> None:
         self.prompt = ""
@@ -221,6 +221,9 @@ class PromptView:
         self.prev_answer = ""
         self.turns = 0
         self.has_history = False
+        self.own: list[str] = []  # the texts the client wrote or supplied: every message but the assistant's
+        self.input_chars = 0  # characters of all the messages (the input the request is charged for)
+        self.own_chars = 0  # ... of ``own``
         if not isinstance(request, dict):
             return
         msgs = request.get("messages")
@@ -234,21 +237,32 @@ class PromptView:
             if msgs is None:
                 self.prompt = p
                 self.turns = 1 if p else 0
+                self.own = [p] if p else []
+                self.input_chars = self.own_chars = len(p)
                 return
         last_user = ""
+        own = self.own
+        chars = own_chars = 0
         for m in msgs:
             if not isinstance(m, dict):
                 continue
             role = m.get("role")
+            text = content_text(m.get("content"))
+            chars += len(text)
+            if role == "assistant":
+                self.prev_answer = text
+                self.has_history = True
+                continue
+            own.append(text)
+            own_chars += len(text)
             if role == "user":
                 self.turns += 1
-                last_user = content_text(m.get("content"))
-            elif role == "assistant":
-                self.prev_answer = content_text(m.get("content"))
-                self.has_history = True
+                last_user = text
             elif role in ("system", "developer") and not self.system:
-                self.system = content_text(m.get("content"))
+                self.system = text
         self.prompt = last_user
+        self.input_chars = chars
+        self.own_chars = own_chars
 
 
 _TURN = re.compile(r"^[ \t]*(user|human|assistant|ai|system)[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
